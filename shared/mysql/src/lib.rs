@@ -1,0 +1,23 @@
+//! The MySQL-protocol source: MySQL, MariaDB and OceanBase's MySQL-compatible binlog service
+//! all speak it. This crate holds what a capture does before and while it reads: connecting,
+//! telling the server flavour, selecting tables and checking the server is fit for capture.
+
+mod preflight;
+mod selection;
+mod server;
+mod tables;
+
+pub use preflight::{preflight, PreflightError, PreflightFailure};
+pub use selection::{SelectionError, TableSelector};
+pub use server::{binary_logs, binlog_head, server_info, BinlogHead, ServerFlavour, ServerInfo, SourceOptions};
+pub use tables::{existing_tables, TableInfo};
+
+/// Failures talking to the source server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    #[error("cannot connect to the database at {address} as {user}: {source}")]
+    Connect { address: String, user: String, source: mysql_async::Error },
+    #[error("query for {what} failed: {source}")]
+    Query { what: &'static str, source: mysql_async::Error },
+}

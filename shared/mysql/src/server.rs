@@ -1,0 +1,173 @@
+//! Connecting to a MySQL-protocol server and finding out what it is.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+use crate::SourceError;
+
+/// Where a capture connects. Built by the binaries from the `database.*` configuration.
+#[derive(Clone)]
+pub struct SourceOptions {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// The guide's `database.schema`: the default database of unqualified table names.
+    pub schema: String,
+}
+
+impl std::fmt::Debug for SourceOptions {
+    // Hand-written so the password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl SourceOptions {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    pub fn mysql_opts(&self) -> Opts {
+        OptsBuilder::default()
+            .ip_or_hostname(self.host.clone())
+            .tcp_port(self.port)
+            .user(Some(self.user.clone()))
+            .pass(Some(self.password.clone()))
+            .prefer_socket(false)
+            .into()
+    }
+
+    pub async fn connect(&self) -> Result<Conn, SourceError> {
+        Conn::new(self.mysql_opts())
+            .await
+            .map_err(|source| SourceError::Connect { address: self.address(), user: self.user.clone(), source })
+    }
+}
+
+/// The server products that speak the MySQL replication protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ServerFlavour {
+    MySql,
+    MariaDb,
+    /// OceanBase in MySQL mode, read through its MySQL-compatible binlog service.
+    OceanBase,
+}
+
+impl std::fmt::Display for ServerFlavour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServerFlavour::MySql => "MySQL",
+            ServerFlavour::MariaDb => "MariaDB",
+            ServerFlavour::OceanBase => "OceanBase",
+        })
+    }
+}
+
+/// What the server told us about itself.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerInfo {
+    pub flavour: ServerFlavour,
+    pub version: String,
+    pub server_id: u32,
+}
+
+impl ServerFlavour {
+    /// Classifies a server from `VERSION()` and `@@version_comment`. OceanBase reports a
+    /// MySQL-like version such as `5.7.25-OceanBase_CE-v4.2.1.0` (or names itself only in the
+    /// comment), MariaDB always puts `MariaDB` in the version.
+    pub fn classify(version: &str, version_comment: &str) -> Self {
+        let haystack = format!("{version} {version_comment}").to_ascii_lowercase();
+        if haystack.contains("oceanbase") {
+            ServerFlavour::OceanBase
+        } else if haystack.contains("mariadb") {
+            ServerFlavour::MariaDb
+        } else {
+            ServerFlavour::MySql
+        }
+    }
+}
+
+pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo, SourceError> {
+    let row: Option<(String, Option<String>, Option<u32>)> = conn
+        .query_first("SELECT VERSION(), @@version_comment, @@server_id")
+        .await
+        .map_err(|source| SourceError::Query { what: "server version", source })?;
+    let (version, comment, server_id) = row.unwrap_or_default();
+    Ok(ServerInfo {
+        flavour: ServerFlavour::classify(&version, comment.as_deref().unwrap_or("")),
+        version,
+        server_id: server_id.unwrap_or(0),
+    })
+}
+
+/// The server's current end of binlog, as `SHOW MASTER STATUS` reports it, plus the
+/// MariaDB GTID position when the server has one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BinlogHead {
+    pub file: String,
+    pub position: u64,
+    pub gtid: Option<String>,
+}
+
+pub async fn binlog_head(conn: &mut Conn, flavour: ServerFlavour) -> Result<Option<BinlogHead>, SourceError> {
+    let row: Option<mysql_async::Row> = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .map_err(|source| SourceError::Query { what: "SHOW MASTER STATUS", source })?;
+    let Some(row) = row else { return Ok(None) };
+    let file: Option<String> = row.get(0);
+    let position: Option<u64> = row.get(1);
+    let (Some(file), Some(position)) = (file, position) else { return Ok(None) };
+    let gtid = match flavour {
+        ServerFlavour::MariaDb => conn
+            .query_first::<Option<String>, _>("SELECT @@GLOBAL.gtid_binlog_pos")
+            .await
+            .map_err(|source| SourceError::Query { what: "gtid_binlog_pos", source })?
+            .flatten(),
+        // MySQL puts the executed GTID set in the fifth column of SHOW MASTER STATUS.
+        _ => row.get::<Option<String>, _>(4).flatten(),
+    }
+    .filter(|g| !g.trim().is_empty());
+    Ok(Some(BinlogHead { file, position, gtid }))
+}
+
+/// The binlog files the server still has, oldest first.
+pub async fn binary_logs(conn: &mut Conn) -> Result<Vec<String>, SourceError> {
+    let rows: Vec<mysql_async::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(|source| SourceError::Query { what: "SHOW BINARY LOGS", source })?;
+    Ok(rows.into_iter().filter_map(|r| r.get::<String, _>(0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flavours_are_told_apart_by_version_strings() {
+        assert_eq!(ServerFlavour::classify("10.11.6-MariaDB-0+deb12u1-log", "Debian 12"), ServerFlavour::MariaDb);
+        assert_eq!(ServerFlavour::classify("8.0.36", "MySQL Community Server - GPL"), ServerFlavour::MySql);
+        assert_eq!(ServerFlavour::classify("5.7.25-OceanBase_CE-v4.2.1.0", ""), ServerFlavour::OceanBase);
+        assert_eq!(ServerFlavour::classify("5.7.25", "OceanBase 4.2.1.0 (r100000) (Built Oct 2023)"), ServerFlavour::OceanBase);
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let o = SourceOptions {
+            host: "h".into(),
+            port: 1,
+            user: "u".into(),
+            password: "s3cret".into(),
+            schema: "db".into(),
+        };
+        assert!(!format!("{o:?}").contains("s3cret"));
+    }
+}
