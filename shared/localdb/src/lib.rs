@@ -12,6 +12,8 @@
 //! println!("mysql://{}@127.0.0.1:{}", db.user(), db.port());
 //! ```
 
+pub mod workload;
+
 use std::fs;
 use std::io;
 use std::net::TcpListener;

@@ -55,3 +55,17 @@ fn a_bad_server_argument_reports_the_server_log() {
     let text = err.to_string();
     assert!(text.contains("no-such-option"), "error should quote the server log: {text}");
 }
+
+#[test]
+fn the_demo_workload_runs_and_leaves_the_rows_it_promises() {
+    use cdc_localdb::workload::{demo_workload_sql, DEMO_SCHEMA};
+    let db = LocalMariaDb::start().expect("start");
+    db.execute(DEMO_SCHEMA).unwrap();
+    let (sql, summary) = demo_workload_sql(42, 300);
+    db.execute(&sql).unwrap();
+    let orders: u64 = db.execute("SELECT COUNT(*) FROM shop.orders").unwrap().trim().parse().unwrap();
+    let customers: u64 = db.execute("SELECT COUNT(*) FROM shop.customers").unwrap().trim().parse().unwrap();
+    assert_eq!(orders + customers, summary.inserts - summary.deletes);
+    let channel = db.execute("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_NAME='orders' AND COLUMN_NAME='channel'").unwrap();
+    assert_eq!(channel.trim(), "1");
+}
