@@ -10,7 +10,7 @@ use crate::layers::{with_value, Entry, FileLayer, State};
 use crate::model::{
     local_path, CheckpointConfig, Compression, DatabaseConfig, DatahubConfig, DatahubEndpoint, FlinkConfig, HaMode,
     HighAvailabilityConfig, LogFormat, LogLevel, LoggingConfig, MonitoringConfig, OutputConfig, OutputFormat,
-    SnapshotMode, SslMode, StateBackend, StateBackendConfig, TableSelection,
+    SnapshotMode, SslMode, StateBackend, StateBackendConfig,
 };
 use crate::parse::{parse, Value};
 use crate::role::{OutputTarget, Role};
@@ -259,19 +259,19 @@ fn database(cx: &mut Ctx<'_>, role: Role, report_missing: bool) -> DatabaseConfi
     if needs_db && report_missing && cx.is_unset(&s::DATABASE_PASSWORD) {
         cx.missing(&s::DATABASE_PASSWORD, format!("required by {role}, which connects to the database"));
     }
-    let tables = match cx.list(&s::DATABASE_TABLES) {
-        Some(list) if list.iter().any(|t| t == "*") => {
-            if list.len() > 1 {
-                cx.reject(&s::DATABASE_TABLES, "expected `*` alone or a list of table names");
-            }
-            TableSelection::All
+    let schema = cx.text(&s::DATABASE_SCHEMA).unwrap_or_default();
+    let include = cx.list(&s::DATABASE_TABLES).unwrap_or_default();
+    if cx.list(&s::DATABASE_TABLES).is_some_and(|list| list.is_empty()) {
+        cx.reject(&s::DATABASE_TABLES, "expected `*` or at least one table name or pattern");
+    }
+    let exclude = cx.list(&s::DATABASE_EXCLUDE_TABLES).unwrap_or_default();
+    let tables = match crate::TableSelector::from_lists(&schema, &include, &exclude) {
+        Ok(selector) => selector,
+        Err(err) => {
+            let setting = if include.iter().any(|p| *p == err.pattern) { &s::DATABASE_TABLES } else { &s::DATABASE_EXCLUDE_TABLES };
+            cx.reject(setting, &err.to_string());
+            crate::TableSelector::all(&schema)
         }
-        Some(list) if list.is_empty() => {
-            cx.reject(&s::DATABASE_TABLES, "expected `*` or at least one table name");
-            TableSelection::All
-        }
-        Some(list) => TableSelection::Only(list),
-        None => TableSelection::All,
     };
     let ssl_mode = cx.choice(&s::DATABASE_SSL_MODE, SslMode::from_name).unwrap_or(SslMode::Prefer);
     let ssl_cert = cx.text(&s::DATABASE_SSL_CERT).map(PathBuf::from);
@@ -312,9 +312,8 @@ fn database(cx: &mut Ctx<'_>, role: Role, report_missing: bool) -> DatabaseConfi
         port: cx.int(&s::DATABASE_PORT).map(|p| u16::try_from(p).unwrap_or(u16::MAX)).unwrap_or(0),
         username: cx.text(&s::DATABASE_USERNAME).unwrap_or_default(),
         password,
-        schema: cx.text(&s::DATABASE_SCHEMA).unwrap_or_default(),
+        schema,
         tables,
-        exclude_tables: cx.list(&s::DATABASE_EXCLUDE_TABLES).unwrap_or_default(),
         ssl_mode,
         ssl_cert,
         ssl_key,

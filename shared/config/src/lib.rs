@@ -37,6 +37,7 @@ mod parse;
 mod reference;
 mod role;
 mod secret;
+mod selection;
 pub mod settings;
 mod suggest;
 
@@ -49,11 +50,11 @@ pub use model::{
     CheckpointConfig, Compression, DatabaseConfig, DatahubConfig, DatahubEndpoint, FlinkConfig,
     HaMode, HighAvailabilityConfig, LogFormat, LogLevel, LoggingConfig, MonitoringConfig,
     OutputConfig, OutputFormat, SnapshotMode, SslMode, StateBackend, StateBackendConfig,
-    TableSelection,
 };
 pub use reference::reference_markdown;
 pub use role::{OutputTarget, Requirements, Role};
 pub use secret::Secret;
+pub use selection::{SelectionError, TableSelector};
 
 /// Which YAML file to read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -158,24 +158,6 @@ config_enum! {
     }
 }
 
-/// Which tables of `database.schema` are captured (`database.tables`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TableSelection {
-    /// `*`: every table in the schema (minus `database.excludeTables`).
-    All,
-    /// Only these tables, in the order given.
-    Only(Vec<String>),
-}
-
-impl TableSelection {
-    /// Whether `table` is selected (before `excludeTables` is applied).
-    pub fn includes(&self, table: &str) -> bool {
-        match self {
-            TableSelection::All => true,
-            TableSelection::Only(tables) => tables.iter().any(|t| t == table),
-        }
-    }
-}
 
 /// Source database (`database.*`).
 #[derive(Clone, Debug)]
@@ -191,10 +173,9 @@ pub struct DatabaseConfig {
     pub password: Option<Secret>,
     /// `database.schema` / `DATABASE_SCHEMA`.
     pub schema: String,
-    /// `database.tables` / `DATABASE_TABLES`.
-    pub tables: TableSelection,
-    /// `database.excludeTables` / `DATABASE_EXCLUDE_TABLES`.
-    pub exclude_tables: Vec<String>,
+    /// `database.tables` / `DATABASE_TABLES` and `database.excludeTables`, parsed: which
+    /// tables a capture reads.
+    pub tables: crate::TableSelector,
     /// `database.sslMode` / `DATABASE_SSL_MODE`.
     pub ssl_mode: SslMode,
     /// `database.sslCert` / `DATABASE_SSL_CERT`: client certificate (PEM).
@@ -211,10 +192,6 @@ pub struct DatabaseConfig {
 }
 
 impl DatabaseConfig {
-    /// Whether `table` is captured: selected by `tables` and not in `exclude_tables`.
-    pub fn captures(&self, table: &str) -> bool {
-        self.tables.includes(table) && !self.exclude_tables.iter().any(|t| t == table)
-    }
 }
 
 /// Where DataHub is (`datahub.endpoint`).

@@ -43,6 +43,7 @@ impl fmt::Display for Pattern {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid table pattern `{pattern}`: expected `table`, `database.table`, `*` or a glob such as `orders_*`")]
 pub struct SelectionError {
+    /// The pattern as written.
     pub pattern: String,
 }
 
@@ -56,20 +57,35 @@ pub struct TableSelector {
 impl TableSelector {
     /// `include` and `exclude` are comma lists as written in the configuration.
     pub fn new(default_schema: &str, include: &str, exclude: &str) -> Result<Self, SelectionError> {
-        let parse_list = |list: &str| -> Result<Vec<Pattern>, SelectionError> {
-            list.split(',')
+        let split = |list: &str| list.split(',').map(str::to_owned).collect::<Vec<_>>();
+        Self::from_lists(default_schema, &split(include), &split(exclude))
+    }
+
+    /// Builds a selector from already-split lists; blank items are ignored and an empty include
+    /// list means the guide's default, every table of the schema.
+    pub fn from_lists(default_schema: &str, include: &[String], exclude: &[String]) -> Result<Self, SelectionError> {
+        let parse_list = |list: &[String]| -> Result<Vec<Pattern>, SelectionError> {
+            list.iter()
                 .filter(|item| !item.trim().is_empty())
                 .map(|item| Pattern::parse(item, default_schema))
                 .collect()
         };
-        let mut include = parse_list(include)?;
+        let include = parse_list(include)?;
         if include.is_empty() {
-            // An empty list means the guide's default, every table of the schema.
-            include.push(Pattern::parse("*", default_schema)?);
+            return Ok(Self { exclude: parse_list(exclude)?, ..Self::all(default_schema) });
         }
         Ok(Self { include, exclude: parse_list(exclude)? })
     }
 
+    /// Every table of `default_schema`.
+    pub fn all(default_schema: &str) -> Self {
+        Self {
+            include: vec![Pattern { database: default_schema.to_owned(), table: "*".to_owned() }],
+            exclude: Vec::new(),
+        }
+    }
+
+    /// Whether `database.table` is captured: included and not excluded.
     pub fn matches(&self, database: &str, table: &str) -> bool {
         self.include.iter().any(|p| p.matches(database, table))
             && !self.exclude.iter().any(|p| p.matches(database, table))

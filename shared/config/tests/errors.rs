@@ -277,3 +277,16 @@ fn a_broken_yaml_file_is_one_problem_and_does_not_cause_missing_noise() {
     assert_eq!(e.problems.len(), 1, "{e}");
     assert!(matches!(e.problems[0], Problem::ConfigFile { .. }), "{e}");
 }
+
+#[test]
+fn a_malformed_table_pattern_is_a_config_problem_naming_the_pattern() {
+    let env = [("DATABASE_PASSWORD", "pw"), ("DATABASE_TABLES", "orders,.broken"), ("DATABASE_EXCLUDE_TABLES", "tmp_*")];
+    let err = cdc_config::Config::load(
+        cdc_config::LoadOptions::new(cdc_config::Role::CdcCapture)
+            .with_file(cdc_config::ConfigFile::None)
+            .with_env(env),
+    )
+    .expect_err("a pattern with an empty table name is invalid");
+    let text = err.to_string();
+    assert!(text.contains("DATABASE_TABLES") && text.contains("`.broken`"), "{text}");
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use cdc_config::{Compression, HaMode, LogLevel, OutputFormat, Role, SslMode, StateBackend, TableSelection};
+use cdc_config::{Compression, HaMode, LogLevel, OutputFormat, Role, SslMode, StateBackend, TableSelector};
 use common::{ok, Scratch};
 
 /// The guide's examples merged into one document (YAML forbids repeating a top-level key).
@@ -129,7 +129,9 @@ fn the_guides_examples_load() {
     ];
     let c = ok(scratch.load(Role::CdcPipeline, Some(GUIDE_YAML), &env));
 
-    assert_eq!(c.database.tables, TableSelection::Only(vec!["orders".into(), "users".into(), "products".into()]));
+    assert_eq!(c.database.tables, TableSelector::new(&c.database.schema, "orders,users,products", "").unwrap());
+    assert!(c.database.tables.matches(&c.database.schema, "users"));
+    assert!(!c.database.tables.matches(&c.database.schema, "payments"));
     assert_eq!(c.database.ssl_mode, SslMode::Require);
     assert_eq!(c.datahub.consumer_group, "flink-consumer");
     assert_eq!(c.flink.parallelism, 8);

@@ -3,12 +3,11 @@
 //! telling the server flavour, selecting tables and checking the server is fit for capture.
 
 mod preflight;
-mod selection;
 mod server;
 mod tables;
 
 pub use preflight::{preflight, PreflightError, PreflightFailure};
-pub use selection::{SelectionError, TableSelector};
+pub use cdc_config::TableSelector;
 pub use server::{binary_logs, binlog_head, server_info, BinlogHead, ServerFlavour, ServerInfo, SourceOptions};
 pub use tables::{existing_tables, TableInfo};
 
