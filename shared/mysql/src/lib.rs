@@ -1,6 +1,6 @@
 //! The MySQL-protocol source: MySQL, MariaDB and OceanBase's MySQL-compatible binlog service
 //! all speak it. This crate holds what a capture does before and while it reads: connecting,
-//! telling the server flavour, selecting tables and checking the server is fit for capture.
+//! telling the server flavor, selecting tables and checking the server is fit for capture.
 
 mod preflight;
 mod server;
@@ -8,7 +8,7 @@ mod tables;
 
 pub use preflight::{preflight, PreflightError, PreflightFailure};
 pub use cdc_config::TableSelector;
-pub use server::{binary_logs, binlog_head, server_info, BinlogHead, ServerFlavour, ServerInfo, SourceOptions};
+pub use server::{binary_logs, binlog_head, classify_flavor, server_info, BinlogHead, ServerInfo, SourceOptions};
 pub use tables::{existing_tables, TableInfo};
 
 /// Failures talking to the source server.

@@ -6,7 +6,9 @@ use std::fmt;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use crate::server::{binary_logs, ServerFlavour, ServerInfo};
+use cdc_event::ServerFlavor;
+
+use crate::server::{binary_logs, ServerInfo};
 use crate::{SourceError, TableSelector};
 
 /// One reason the server cannot be captured as configured.
@@ -102,7 +104,7 @@ pub async fn preflight(
     let var = |name: &str| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.to_ascii_uppercase());
     // OceanBase's binlog service always produces full row images and may not expose the
     // variables at all; treat a missing variable as "not known to be wrong" there.
-    let lenient = server.flavour == ServerFlavour::OceanBase;
+    let lenient = server.flavor == ServerFlavor::OceanBase;
     match var("log_bin") {
         Some(v) if v == "ON" || v == "1" => {}
         None if lenient => {}
@@ -120,7 +122,7 @@ pub async fn preflight(
     }
 
     let (user, grants) = current_grants(conn).await?;
-    let missing = missing_privileges(&grants, server.flavour);
+    let missing = missing_privileges(&grants, server.flavor);
     if !missing.is_empty() {
         failures.push(PreflightFailure::MissingPrivileges { user, missing });
     }
@@ -161,7 +163,7 @@ async fn current_grants(conn: &mut Conn) -> Result<(String, String), SourceError
 
 /// Privileges a binlog reader needs that `grants` (the text of SHOW GRANTS) does not give.
 /// SELECT counts when granted on any database: table-level checks happen at snapshot time.
-fn missing_privileges(grants: &str, flavour: ServerFlavour) -> Vec<&'static str> {
+fn missing_privileges(grants: &str, flavor: ServerFlavor) -> Vec<&'static str> {
     let upper = grants.to_ascii_uppercase();
     let global: Vec<&str> = upper.lines().filter(|l| l.contains(" ON *.* ")).collect();
     let has_global = |p: &str| global.iter().any(|l| l.contains("ALL PRIVILEGES") || l.contains(p));
@@ -173,7 +175,7 @@ fn missing_privileges(grants: &str, flavour: ServerFlavour) -> Vec<&'static str>
         missing.push("REPLICATION SLAVE");
     }
     // MariaDB 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR and shows the new name.
-    let client_ok = has_global("REPLICATION CLIENT") || (flavour == ServerFlavour::MariaDb && has_global("BINLOG MONITOR"));
+    let client_ok = has_global("REPLICATION CLIENT") || (flavor == ServerFlavor::MariaDb && has_global("BINLOG MONITOR"));
     if !client_ok {
         missing.push("REPLICATION CLIENT");
     }
@@ -187,17 +189,17 @@ mod tests {
     #[test]
     fn privileges_are_read_from_grant_text() {
         let full = "GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `cdc`@`%`";
-        assert!(missing_privileges(full, ServerFlavour::MariaDb).is_empty());
-        assert_eq!(missing_privileges(full, ServerFlavour::MySql), vec!["REPLICATION CLIENT"]);
+        assert!(missing_privileges(full, ServerFlavor::MariaDb).is_empty());
+        assert_eq!(missing_privileges(full, ServerFlavor::MySql), vec!["REPLICATION CLIENT"]);
         let none = "GRANT USAGE ON *.* TO `x`@`%`";
         assert_eq!(
-            missing_privileges(none, ServerFlavour::MySql),
+            missing_privileges(none, ServerFlavor::MySql),
             vec!["SELECT", "REPLICATION SLAVE", "REPLICATION CLIENT"]
         );
         let all = "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION";
-        assert!(missing_privileges(all, ServerFlavour::MySql).is_empty());
+        assert!(missing_privileges(all, ServerFlavor::MySql).is_empty());
         let schema_select = "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `c`@`%`\nGRANT SELECT ON `shop`.* TO `c`@`%`";
-        assert!(missing_privileges(schema_select, ServerFlavour::MySql).is_empty());
+        assert!(missing_privileges(schema_select, ServerFlavor::MySql).is_empty());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
+use cdc_event::ServerFlavor;
+
 use crate::SourceError;
 
 /// Where a capture connects. Built by the binaries from the `database.*` configuration.
@@ -51,47 +53,31 @@ impl SourceOptions {
     }
 }
 
-/// The server products that speak the MySQL replication protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum ServerFlavour {
-    MySql,
-    MariaDb,
-    /// OceanBase in MySQL mode, read through its MySQL-compatible binlog service.
-    OceanBase,
-}
-
-impl std::fmt::Display for ServerFlavour {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ServerFlavour::MySql => "MySQL",
-            ServerFlavour::MariaDb => "MariaDB",
-            ServerFlavour::OceanBase => "OceanBase",
-        })
-    }
-}
-
 /// What the server told us about itself.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServerInfo {
-    pub flavour: ServerFlavour,
+    #[serde(serialize_with = "serialize_display")]
+    pub flavor: ServerFlavor,
     pub version: String,
     pub server_id: u32,
 }
 
-impl ServerFlavour {
-    /// Classifies a server from `VERSION()` and `@@version_comment`. OceanBase reports a
-    /// MySQL-like version such as `5.7.25-OceanBase_CE-v4.2.1.0` (or names itself only in the
-    /// comment), MariaDB always puts `MariaDB` in the version.
-    pub fn classify(version: &str, version_comment: &str) -> Self {
-        let haystack = format!("{version} {version_comment}").to_ascii_lowercase();
-        if haystack.contains("oceanbase") {
-            ServerFlavour::OceanBase
-        } else if haystack.contains("mariadb") {
-            ServerFlavour::MariaDb
-        } else {
-            ServerFlavour::MySql
-        }
+/// Classifies a server from `VERSION()` and `@@version_comment`. OceanBase reports a
+/// MySQL-like version such as `5.7.25-OceanBase_CE-v4.2.1.0` (or names itself only in the
+/// comment), MariaDB always puts `MariaDB` in the version.
+pub fn classify_flavor(version: &str, version_comment: &str) -> ServerFlavor {
+    let haystack = format!("{version} {version_comment}").to_ascii_lowercase();
+    if haystack.contains("oceanbase") {
+        ServerFlavor::OceanBase
+    } else if haystack.contains("mariadb") {
+        ServerFlavor::MariaDb
+    } else {
+        ServerFlavor::MySql
     }
+}
+
+fn serialize_display<S: serde::Serializer>(value: &ServerFlavor, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo, SourceError> {
@@ -101,7 +87,7 @@ pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo, SourceError> {
         .map_err(|source| SourceError::Query { what: "server version", source })?;
     let (version, comment, server_id) = row.unwrap_or_default();
     Ok(ServerInfo {
-        flavour: ServerFlavour::classify(&version, comment.as_deref().unwrap_or("")),
+        flavor: classify_flavor(&version, comment.as_deref().unwrap_or("")),
         version,
         server_id: server_id.unwrap_or(0),
     })
@@ -116,7 +102,7 @@ pub struct BinlogHead {
     pub gtid: Option<String>,
 }
 
-pub async fn binlog_head(conn: &mut Conn, flavour: ServerFlavour) -> Result<Option<BinlogHead>, SourceError> {
+pub async fn binlog_head(conn: &mut Conn, flavor: ServerFlavor) -> Result<Option<BinlogHead>, SourceError> {
     let row: Option<mysql_async::Row> = conn
         .query_first("SHOW MASTER STATUS")
         .await
@@ -125,8 +111,8 @@ pub async fn binlog_head(conn: &mut Conn, flavour: ServerFlavour) -> Result<Opti
     let file: Option<String> = row.get(0);
     let position: Option<u64> = row.get(1);
     let (Some(file), Some(position)) = (file, position) else { return Ok(None) };
-    let gtid = match flavour {
-        ServerFlavour::MariaDb => conn
+    let gtid = match flavor {
+        ServerFlavor::MariaDb => conn
             .query_first::<Option<String>, _>("SELECT @@GLOBAL.gtid_binlog_pos")
             .await
             .map_err(|source| SourceError::Query { what: "gtid_binlog_pos", source })?
@@ -152,11 +138,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flavours_are_told_apart_by_version_strings() {
-        assert_eq!(ServerFlavour::classify("10.11.6-MariaDB-0+deb12u1-log", "Debian 12"), ServerFlavour::MariaDb);
-        assert_eq!(ServerFlavour::classify("8.0.36", "MySQL Community Server - GPL"), ServerFlavour::MySql);
-        assert_eq!(ServerFlavour::classify("5.7.25-OceanBase_CE-v4.2.1.0", ""), ServerFlavour::OceanBase);
-        assert_eq!(ServerFlavour::classify("5.7.25", "OceanBase 4.2.1.0 (r100000) (Built Oct 2023)"), ServerFlavour::OceanBase);
+    fn flavors_are_told_apart_by_version_strings() {
+        assert_eq!(classify_flavor("10.11.6-MariaDB-0+deb12u1-log", "Debian 12"), ServerFlavor::MariaDb);
+        assert_eq!(classify_flavor("8.0.36", "MySQL Community Server - GPL"), ServerFlavor::MySql);
+        assert_eq!(classify_flavor("5.7.25-OceanBase_CE-v4.2.1.0", ""), ServerFlavor::OceanBase);
+        assert_eq!(classify_flavor("5.7.25", "OceanBase 4.2.1.0 (r100000) (Built Oct 2023)"), ServerFlavor::OceanBase);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Pre-flight checks against a real MariaDB: one test per failure, each showing its error.
 
 use cdc_localdb::{LocalMariaDb, LocalMariaDbOptions};
-use cdc_mysql::{preflight, server_info, PreflightFailure, ServerFlavour, SourceOptions, TableSelector};
+use cdc_event::ServerFlavor;
+use cdc_mysql::{preflight, server_info, PreflightFailure, SourceOptions, TableSelector};
 
 fn start(extra_args: &[&str]) -> LocalMariaDb {
     let db = LocalMariaDb::start_with(LocalMariaDbOptions {
@@ -27,7 +28,7 @@ fn options(db: &LocalMariaDb, user: &str, password: &str) -> SourceOptions {
 async fn failures(opts: &SourceOptions, tables: &str, resume_file: Option<&str>) -> Vec<PreflightFailure> {
     let mut conn = opts.connect().await.expect("connect");
     let info = server_info(&mut conn).await.expect("server info");
-    assert_eq!(info.flavour, ServerFlavour::MariaDb);
+    assert_eq!(info.flavor, ServerFlavor::MariaDb);
     let selector = TableSelector::new(&opts.schema, tables, "").unwrap();
     match preflight(&mut conn, &info, &selector, resume_file).await.expect("queries") {
         Ok(()) => Vec::new(),
