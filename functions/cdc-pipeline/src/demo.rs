@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use cdc_localdb::workload::{demo_workload_sql, DEMO_SCHEMA};
 use cdc_localdb::{LocalMariaDb, LocalMariaDbOptions};
-use cdc_mysql::{binlog_head, existing_tables, preflight, server_info, SourceOptions, TableSelector};
+use cdc_mysql::{binlog_head, server_info, CapturePlan, SourceOptions, TableSelector};
 
 /// Options of the demo run.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,18 +57,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     db.execute(&sql).context("running the demo workload")?;
     let end = binlog_head(&mut conn, server.flavor).await?.context("the server reports no binlog position")?;
 
+    drop(conn);
     let selector = TableSelector::new(&source.schema, "*", "")?;
-    println!("\nsource: {} {} (server_id {})", server.flavor, server.version, server.server_id);
-    match preflight(&mut conn, &server, &selector, Some(&start.file)).await? {
-        Ok(()) => println!("pre-flight: OK (binlog ROW/FULL, privileges, tables)"),
-        Err(err) => println!("pre-flight: {err}"),
-    }
-    println!("tables selected by `{selector}`:");
-    for table in existing_tables(&mut conn, &selector).await? {
-        let key = if table.primary_key.is_empty() { "no primary key".to_owned() } else { format!("key ({})", table.primary_key.join(", ")) };
-        let columns: Vec<String> = table.columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
-        println!("  {}.{}: ~{} rows, {key}\n    {}", table.database, table.table, table.estimated_rows, columns.join(", "));
-    }
+    let plan = CapturePlan::gather(&source, &selector, Some(&start.file)).await?;
+    println!();
+    print!("{plan}");
     println!(
         "binlog written by the workload: {}:{} .. {}:{}{}",
         start.file,
@@ -84,7 +77,6 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         summary.inserts + summary.updates + summary.deletes,
         summary.schema_changes
     );
-    drop(conn);
     tokio::task::spawn_blocking(move || db.stop()).await.context("MariaDB stop task")??;
     Ok(())
 }

@@ -107,7 +107,11 @@ impl LocalMariaDb {
         let client = find_binary(&["mariadb", "mysql"], "mariadb")?;
 
         let (root, temp) = match &options.data_root {
-            Some(path) => (path.clone(), None),
+            // The server resolves relative paths against its own base directory (/usr), not ours.
+            Some(path) => (
+                std::path::absolute(path).map_err(|source| LocalDbError::DataDir { path: path.clone(), source })?,
+                None,
+            ),
             None => {
                 let temp = tempfile::Builder::new()
                     .prefix("cdc-mariadb-")
@@ -117,6 +121,10 @@ impl LocalMariaDb {
             }
         };
         let datadir = root.join("data");
+        // A private tmpdir: servers started at the same time otherwise share /tmp and
+        // collide on their temporary table files while installing the system tables.
+        let tmpdir = root.join("tmp");
+        fs::create_dir_all(&tmpdir).map_err(|source| LocalDbError::DataDir { path: tmpdir.clone(), source })?;
         let initialised = datadir.join("mysql").is_dir();
         if !initialised {
             fs::create_dir_all(&datadir)
@@ -124,6 +132,7 @@ impl LocalMariaDb {
             run(Command::new(&install_db)
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", datadir.display()))
+                .arg(format!("--tmpdir={}", tmpdir.display()))
                 .arg("--user=root")
                 .arg("--auth-root-authentication-method=normal")
                 .arg("--skip-test-db"))?;
@@ -144,6 +153,7 @@ impl LocalMariaDb {
             .arg("--no-defaults")
             .arg("--user=root")
             .arg(format!("--datadir={}", datadir.display()))
+            .arg(format!("--tmpdir={}", tmpdir.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", root.join("mariadbd.pid").display()))
             .arg(format!("--port={port}"))

@@ -2,10 +2,12 @@
 //! all speak it. This crate holds what a capture does before and while it reads: connecting,
 //! telling the server flavor, selecting tables and checking the server is fit for capture.
 
+mod plan;
 mod preflight;
 mod server;
 mod tables;
 
+pub use plan::CapturePlan;
 pub use preflight::{preflight, PreflightError, PreflightFailure};
 pub use cdc_config::TableSelector;
 pub use server::{binary_logs, binlog_head, classify_flavor, server_info, BinlogHead, ServerInfo, SourceOptions};
@@ -17,6 +19,11 @@ pub use tables::{existing_tables, TableInfo};
 pub enum SourceError {
     #[error("cannot connect to the database at {address} as {user}: {source}")]
     Connect { address: String, user: String, source: mysql_async::Error },
+    #[error(
+        "database.sslMode={mode} needs TLS to the database, which this version does not build; \
+         use sslMode disable or prefer, or a TLS-terminating proxy"
+    )]
+    TlsNotSupported { mode: String },
     #[error("query for {what} failed: {source}")]
     Query { what: &'static str, source: mysql_async::Error },
 }

@@ -32,6 +32,23 @@ impl std::fmt::Debug for SourceOptions {
 }
 
 impl SourceOptions {
+    /// The connection settings of `database.*`. TLS (`database.sslMode` require/verify-*) is
+    /// not built into this version: those modes are refused here rather than silently
+    /// connecting in clear text; `prefer` connects without TLS.
+    pub fn from_config(database: &cdc_config::DatabaseConfig) -> Result<Self, SourceError> {
+        use cdc_config::SslMode;
+        if !matches!(database.ssl_mode, SslMode::Disable | SslMode::Prefer) {
+            return Err(SourceError::TlsNotSupported { mode: database.ssl_mode.to_string() });
+        }
+        Ok(Self {
+            host: database.host.clone(),
+            port: database.port,
+            user: database.username.clone(),
+            password: database.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default(),
+            schema: database.schema.clone(),
+        })
+    }
+
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }

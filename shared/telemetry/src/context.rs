@@ -2,10 +2,9 @@
 //! registry and the shutdown token, built once in `main` and cloned into tasks.
 //!
 //! ```no_run
-//! use cdc_telemetry::{init_logging, FunctionContext, LogFormat};
+//! use cdc_telemetry::FunctionContext;
 //!
 //! # async fn run() -> Result<(), cdc_telemetry::TelemetryError> {
-//! init_logging("INFO", LogFormat::Json)?;
 //! let ctx = FunctionContext::builder("cdc-capture").with_signal_handlers().build()?;
 //! let ops = ctx.start_ops_server(([0, 0, 0, 0], 8080).into()).await?;
 //! ctx.health().add_tcp_probe("database", "db:3306");
@@ -23,7 +22,6 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Result, TelemetryError};
 use crate::health::Health;
-use crate::logging::LogFormat;
 use crate::metrics::{MetricsOptions, PipelineMetrics};
 use crate::server::{OpsServer, OpsState};
 use crate::shutdown::Shutdown;
@@ -188,66 +186,9 @@ impl RunningOpsServer {
     }
 }
 
-/// Interim command-line/environment settings for the ops side, using the guide's variable
-/// names, until the config crate provides them. `#[command(flatten)]` it into a binary's args.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TelemetryArgs {
-    /// Port of the ops server (/health, /metrics).
-    #[arg(long, env = "MONITORING_PORT", default_value_t = 8080)]
-    pub monitoring_port: u16,
-
-    /// Serve /metrics (false: /metrics answers 404).
-    #[arg(long, env = "METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
-    pub metrics_enabled: bool,
-
-    /// Log level: TRACE, DEBUG, INFO, WARN or ERROR (RUST_LOG, when set, takes precedence).
-    #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
-    pub log_level: String,
-
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-}
-
-impl TelemetryArgs {
-    /// `0.0.0.0:<monitoring_port>`: the ops port must be reachable by the kubelet and
-    /// Prometheus from outside the container.
-    pub fn ops_addr(&self) -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], self.monitoring_port))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        telemetry: TelemetryArgs,
-    }
-
-    #[test]
-    fn telemetry_args_parse() {
-        let cli = Cli::try_parse_from([
-            "f",
-            "--monitoring-port",
-            "9000",
-            "--metrics-enabled",
-            "false",
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-        ])
-        .unwrap();
-        assert_eq!(cli.telemetry.monitoring_port, 9000);
-        assert!(!cli.telemetry.metrics_enabled);
-        assert_eq!(cli.telemetry.log_format, LogFormat::Json);
-        assert_eq!(cli.telemetry.ops_addr().port(), 9000);
-    }
-
     #[test]
     fn context_builds_without_a_runtime_unless_signals_are_asked_for() {
         let ctx = FunctionContext::builder("t").build().unwrap();

@@ -6,14 +6,6 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TelemetryError {
-    /// The log level is not one of TRACE, DEBUG, INFO, WARN (WARNING), ERROR, OFF.
-    #[error("invalid log level {level:?}: expected one of TRACE, DEBUG, INFO, WARN, ERROR, OFF")]
-    InvalidLogLevel { level: String },
-
-    /// The log format is not `text` or `json`.
-    #[error("invalid log format {format:?}: expected `text` or `json`")]
-    InvalidLogFormat { format: String },
-
     /// `RUST_LOG` is set but is not a valid filter directive.
     #[error("invalid RUST_LOG filter {filter:?}: {message}")]
     InvalidLogFilter { filter: String, message: String },

@@ -1,0 +1,188 @@
+//! The start-up every function binary shares, so each `main` is only wiring:
+//!
+//! 1. parse the common command line ([`FunctionArgs`]: `--config`, `--check-config`,
+//!    `--print-config-reference`);
+//! 2. load and validate the whole configuration for the function's [`Role`]; on any problem,
+//!    print every problem at once and exit with code 2;
+//! 3. start logging at `LOG_LEVEL` / `LOG_FORMAT`, log the redacted effective configuration;
+//! 4. serve `/health`, `/health/live`, `/health/ready` and `/metrics` on `MONITORING_PORT`;
+//! 5. run the function body until it returns or SIGTERM/SIGINT asks it to stop; a body error
+//!    marks the process dead, is logged with its causes and exits with code 1.
+//!
+//! ```no_run
+//! use cdc_runtime::{Function, FunctionArgs};
+//! use clap::Parser;
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     common: FunctionArgs,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     let cli = Cli::parse();
+//!     cdc_runtime::run(cdc_config::Role::FileSink, &cli.common, |function: Function| async move {
+//!         function.shutdown().wait().await;
+//!         Ok(())
+//!     })
+//!     .await
+//! }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use cdc_config::{Config, Role};
+use cdc_telemetry::{FunctionContext, Health, PipelineMetrics, Shutdown};
+
+/// Exit code when the configuration is invalid (as `sysexits` EX_USAGE-like tools do: the
+/// operator must change something before a restart can help).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code when the function failed while running.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Command-line options every function accepts; `#[command(flatten)]` them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FunctionArgs {
+    /// The YAML configuration file (default: `CONFIG_FILE`, else `./application.yml` when it
+    /// exists). Environment variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the configuration, print the effective (redacted) configuration and exit.
+    #[arg(long, global = true)]
+    pub check_config: bool,
+
+    /// Print every setting (YAML key, environment variable, default, meaning) and exit.
+    #[arg(long, global = true)]
+    pub print_config_reference: bool,
+}
+
+/// What a running function gets: its validated configuration and its ops context.
+#[derive(Debug, Clone)]
+pub struct Function {
+    config: Config,
+    context: FunctionContext,
+    ops_addr: SocketAddr,
+}
+
+impl Function {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn context(&self) -> &FunctionContext {
+        &self.context
+    }
+    pub fn metrics(&self) -> &PipelineMetrics {
+        self.context.metrics()
+    }
+    pub fn health(&self) -> &Health {
+        self.context.health()
+    }
+    pub fn shutdown(&self) -> &Shutdown {
+        self.context.shutdown()
+    }
+    /// Where the ops server listens (useful when `MONITORING_PORT=0` picked a free port).
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
+    }
+}
+
+/// Runs a function binary: see the crate documentation for the steps and exit codes.
+pub async fn run<F, Fut>(role: Role, args: &FunctionArgs, body: F) -> ExitCode
+where
+    F: FnOnce(Function) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    if args.print_config_reference {
+        print!("{}", cdc_config::reference_markdown());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_process_env(role, args.config.clone()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{}: configuration invalid\n{err}", role.binary_name());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.check_config {
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
+        println!("{}", serde_json::to_string_pretty(&config.redacted_json()).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    match start_and_run(role, config, body).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole cause chain on one line; logging may not be up yet.
+            tracing::error!(error = format!("{err:#}"), "{} stopped with an error", role.binary_name());
+            eprintln!("{}: {err:#}", role.binary_name());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+async fn start_and_run<F, Fut>(role: Role, config: Config, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Function) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    // A second initialisation can only happen when a test embeds several functions in one
+    // process; the first subscriber then keeps serving, which is what we want.
+    if let Err(err) = cdc_telemetry::init_logging(&config.logging) {
+        if !matches!(err, cdc_telemetry::TelemetryError::LoggingAlreadyInitialised) {
+            return Err(err).context("setting up logging");
+        }
+    }
+    for warning in &config.warnings {
+        tracing::warn!("configuration: {warning}");
+    }
+    tracing::info!(
+        function = role.binary_name(),
+        version = env!("CARGO_PKG_VERSION"),
+        config = %config.redacted_json(),
+        "Configuration validation passed"
+    );
+
+    let context = FunctionContext::builder(role.binary_name())
+        .with_metrics_enabled(config.monitoring.metrics_enabled)
+        .with_signal_handlers()
+        .build()
+        .context("setting up metrics, health and signal handling")?;
+    context.health().set_detail("function", role.binary_name().into());
+    context.health().set_detail("version", env!("CARGO_PKG_VERSION").into());
+    // 0.0.0.0: the kubelet and Prometheus reach the ops port from outside the container.
+    let requested = SocketAddr::from(([0, 0, 0, 0], config.monitoring.port));
+    let ops = context
+        .start_ops_server(requested)
+        .await
+        .with_context(|| format!("starting the ops server on MONITORING_PORT={}", config.monitoring.port))?;
+    let ops_addr = ops.local_addr();
+    tracing::info!(%ops_addr, "serving /health, /health/live, /health/ready and /metrics");
+
+    let function = Function { config, context: context.clone(), ops_addr };
+    let outcome = body(function).await;
+    if let Err(err) = &outcome {
+        context.health().mark_dead(format!("{err:#}"));
+    }
+    context.shutdown().trigger();
+    ops.stopped().await.context("ops server")?;
+    outcome
+}
+
+/// The body of a function whose stage is not part of this build yet: it validates its
+/// configuration and serves the ops endpoints like every function, reports the stage DOWN in
+/// `/health` (so `/health/ready` is 503 and no orchestrator routes work to it), and waits
+/// for shutdown.
+pub async fn stage_not_built(function: Function, what: &str) -> anyhow::Result<()> {
+    let reason = format!("{what} is not built yet in this version");
+    tracing::warn!("{reason}; serving ops endpoints only");
+    function.health().set_down("stage", reason);
+    function.shutdown().wait().await;
+    Ok(())
+}
