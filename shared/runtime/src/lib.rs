@@ -181,8 +181,9 @@ where
 /// for shutdown.
 pub async fn stage_not_built(function: Function, what: &str) -> anyhow::Result<()> {
     let reason = format!("{what} is not built yet in this version");
+    // Health first, then the log line: tests and operators read the line as "state is set".
+    function.health().set_down("stage", reason.clone());
     tracing::warn!("{reason}; serving ops endpoints only");
-    function.health().set_down("stage", reason);
     function.shutdown().wait().await;
     Ok(())
 }
