@@ -30,6 +30,8 @@
 //! }
 //! ```
 
+pub mod checkpoint;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use cdc_config::{Config, Role};
 use cdc_telemetry::{FunctionContext, Health, PipelineMetrics, Shutdown};
+
+pub use checkpoint::Checkpointer;
 
 /// Exit code when the configuration is invalid (as `sysexits` EX_USAGE-like tools do: the
 /// operator must change something before a restart can help).
