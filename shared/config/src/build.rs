@@ -339,6 +339,15 @@ fn datahub(cx: &mut Ctx<'_>, role: Role, report_missing: bool) -> DatahubConfig 
             cx.record(&s::DATAHUB_ENDPOINT, "embedded".into());
             Some(DatahubEndpoint::Embedded)
         }
+        Some(text) if text.starts_with("file://") => {
+            let path = text.trim_start_matches("file://");
+            if path.is_empty() || !path.starts_with('/') {
+                cx.reject(&s::DATAHUB_ENDPOINT, "expected file:///absolute/path/events.jsonl");
+                None
+            } else {
+                Some(DatahubEndpoint::File(PathBuf::from(path)))
+            }
+        }
         Some(text) => {
             let (scheme_tls, rest) = if let Some(rest) = text.strip_prefix("https://") {
                 (Some(true), rest)
@@ -382,7 +391,7 @@ fn datahub(cx: &mut Ctx<'_>, role: Role, report_missing: bool) -> DatahubConfig 
     };
     let ssl_enabled = match &endpoint {
         Some(DatahubEndpoint::Remote(url)) => url.starts_with("https://"),
-        Some(DatahubEndpoint::Embedded) => false,
+        Some(DatahubEndpoint::Embedded | DatahubEndpoint::File(_)) => false,
         None => ssl_setting.unwrap_or(true),
     };
     cx.dump.insert(s::DATAHUB_SSL_ENABLED.key, ssl_enabled.into());

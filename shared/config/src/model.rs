@@ -201,6 +201,9 @@ pub enum DatahubEndpoint {
     Embedded,
     /// A DataHub (or datahub-local) URL, always with its `http://` or `https://` scheme.
     Remote(String),
+    /// `file:///path/events.jsonl`: no DataHub at all; events are appended to this file as
+    /// JSON lines (Debezium envelopes). For debugging a capture and for tests.
+    File(PathBuf),
 }
 
 /// Alibaba DataHub relay (`datahub.*`).

@@ -216,7 +216,7 @@ settings! {
 
     // ---- datahub ------------------------------------------------------------------------
     DATAHUB_ENDPOINT: "datahub.endpoint", "DATAHUB_ENDPOINT",
-        "DataHub endpoint URL (`https://dh-cn-hangzhou.aliyuncs.com`, or datahub-local's URL), or `embedded` for the in-process log (cdc-pipeline only). Required by roles that use DataHub." {
+        "DataHub endpoint URL (`https://dh-cn-hangzhou.aliyuncs.com`, or datahub-local's URL), `embedded` for the in-process log (cdc-pipeline only), or `file:///path/events.jsonl` to append events to a JSON-lines file instead of a bus (debugging, tests). Required by roles that use DataHub." {
         default_doc: Some("— (required; `embedded` in cdc-pipeline)"),
     }
     DATAHUB_ACCESS_ID: "datahub.accessId", "DATAHUB_ACCESS_ID",

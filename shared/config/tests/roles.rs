@@ -93,3 +93,24 @@ fn a_password_is_not_required_where_the_database_is_not_used() {
     let config = ok(scratch.load(Role::DatahubRelay, None, REMOTE_DATAHUB));
     assert!(config.database.password.is_none());
 }
+
+#[test]
+fn a_file_endpoint_needs_no_credentials_and_keeps_its_path() {
+    let config = cdc_config::Config::load(
+        cdc_config::LoadOptions::new(cdc_config::Role::CdcCapture)
+            .with_file(cdc_config::ConfigFile::None)
+            .with_env([("DATABASE_PASSWORD", "pw"), ("DATAHUB_ENDPOINT", "file:///var/tmp/events.jsonl")]),
+    )
+    .expect("a file endpoint is a complete bus configuration");
+    assert_eq!(
+        config.datahub.endpoint,
+        Some(cdc_config::DatahubEndpoint::File("/var/tmp/events.jsonl".into()))
+    );
+    let err = cdc_config::Config::load(
+        cdc_config::LoadOptions::new(cdc_config::Role::CdcCapture)
+            .with_file(cdc_config::ConfigFile::None)
+            .with_env([("DATABASE_PASSWORD", "pw"), ("DATAHUB_ENDPOINT", "file://relative.jsonl")]),
+    )
+    .expect_err("a relative file endpoint is ambiguous");
+    assert!(err.to_string().contains("DATAHUB_ENDPOINT"), "{err}");
+}

@@ -3,11 +3,13 @@
 //! telling the server flavor, selecting tables and checking the server is fit for capture.
 
 mod plan;
+pub mod binlog;
 mod preflight;
 mod server;
 mod tables;
 
 pub use plan::CapturePlan;
+pub use binlog::{BinlogError, BinlogReader, BinlogReaderConfig};
 pub use preflight::{preflight, PreflightError, PreflightFailure};
 pub use cdc_config::TableSelector;
 pub use server::{binary_logs, binlog_head, classify_flavor, server_info, BinlogHead, ServerInfo, SourceOptions};
