@@ -15,10 +15,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# Independent readers used as judges by the tests: prometheus_client parses /metrics, pyarrow
-# reads the Parquet/CSV/JSON files the sinks write.
-python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check prometheus_client pyarrow
-import prometheus_client, pyarrow  # noqa: F401,E401
+# Independent judges used by the tests: prometheus_client parses /metrics, pyarrow reads the
+# Parquet/CSV/JSON files the sinks write, pydatahub (Alibaba's official SDK) talks to
+# datahub-local.
+python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check prometheus_client pyarrow pydatahub==2.29.0
+import prometheus_client, pyarrow, datahub  # noqa: F401,E401
 PY
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
