@@ -1,12 +1,18 @@
 //! `cdc-capture`: reads row changes from OceanBase (MySQL mode, through its binlog service),
 //! MySQL or MariaDB through the MySQL replication protocol.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use cdc_config::SnapshotMode;
+use cdc_event::Position;
 use cdc_mysql::{CapturePlan, SourceOptions};
 use cdc_runtime::{Function, FunctionArgs};
 use clap::{Parser, Subcommand};
+
+mod capture;
 
 /// Change-data capture from a MySQL-protocol binlog.
 #[derive(Debug, Parser)]
@@ -21,30 +27,58 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the capture (the default).
-    Run,
+    Run(RunArgs),
     /// Connect, identify the server, run every pre-flight check, list the selected tables and
     /// the binlog head, then exit: 0 when the source is ready for capture, 1 otherwise.
     Check,
 }
 
+#[derive(Debug, Default, clap::Args)]
+struct RunArgs {
+    /// Stop cleanly (after a final checkpoint) once this long has passed, e.g. `90s`, `5m`.
+    #[arg(long, value_parser = parse_duration)]
+    max_duration: Option<Duration>,
+    /// Stop cleanly (after a final checkpoint) once this many row changes are published.
+    #[arg(long)]
+    max_events: Option<u64>,
+    /// Start from this savepoint (a directory written by `savepoint`, or its `_metadata`).
+    #[arg(long, value_name = "PATH")]
+    from_savepoint: Option<PathBuf>,
+}
+
+/// `90`, `90s`, `5m`, `2h`, `250ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
+    let value: u64 = number.parse().map_err(|_| format!("expected a duration like 90s, 5m or 2h, got `{text}`"))?;
+    let seconds = |n: u64| Duration::from_secs(n);
+    match unit {
+        "" | "s" => Ok(seconds(value)),
+        "ms" => Ok(Duration::from_millis(value)),
+        "m" => Ok(seconds(value * 60)),
+        "h" => Ok(seconds(value * 3600)),
+        other => Err(format!("unknown duration unit `{other}` in `{text}`: use ms, s, m or h")),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run);
+    let command = cli.command.unwrap_or(Command::Run(RunArgs::default()));
     cdc_runtime::run(cdc_config::Role::CdcCapture, &cli.common, |function| async move {
         match command {
-            Command::Run => run(function).await,
+            Command::Run(args) => run(function, args).await,
             Command::Check => check(function).await,
         }
     })
     .await
 }
 
-async fn gather(function: &Function) -> anyhow::Result<CapturePlan> {
+async fn gather(function: &Function, resume_file: Option<&str>) -> anyhow::Result<CapturePlan> {
     let database = &function.config().database;
     let source = SourceOptions::from_config(database)?;
     function.health().add_tcp_probe("database", source.address());
-    let plan = CapturePlan::gather(&source, &database.tables, None).await?;
+    let plan = CapturePlan::gather(&source, &database.tables, resume_file).await?;
     let health = function.health();
     health.set_detail("server", serde_json::to_value(&plan.server).unwrap_or_default());
     if let Some(head) = &plan.head {
@@ -58,14 +92,40 @@ async fn gather(function: &Function) -> anyhow::Result<CapturePlan> {
 }
 
 async fn check(function: Function) -> anyhow::Result<()> {
-    let plan = gather(&function).await?;
+    let plan = gather(&function, None).await?;
     print!("{plan}");
     plan.preflight.context("the source is not ready for capture")
 }
 
-async fn run(function: Function) -> anyhow::Result<()> {
-    let plan = gather(&function).await?;
+async fn run(function: Function, args: RunArgs) -> anyhow::Result<()> {
+    let mut checkpointer =
+        cdc_runtime::Checkpointer::open(function.config(), "cdc-capture", function.context().metrics().clone())?;
+    let restored = checkpointer.restore(args.from_savepoint.as_deref()).await?;
+    let state: Option<capture::CaptureState> = match &restored {
+        Some(checkpoint) => checkpoint.state(capture::STATE_NAME).context("reading capture state from the checkpoint")?,
+        None => None,
+    };
+    let resume_file = state.as_ref().map(|s| s.resume.file.clone());
+    let plan = gather(&function, resume_file.as_deref()).await?;
     tracing::info!("capture plan:\n{plan}");
-    plan.preflight.context("the source is not ready for capture")?;
-    cdc_runtime::stage_not_built(function, "binlog streaming").await
+    plan.preflight.clone().context("the source is not ready for capture")?;
+
+    let start = match &state {
+        Some(state) => {
+            tracing::info!(resume = %state.resume, "resuming from the checkpoint");
+            state.resume.clone()
+        }
+        None => match function.config().database.snapshot_mode {
+            SnapshotMode::Never => {
+                let head = plan.head.as_ref().context("the server reports no binlog position")?;
+                Position::stream(plan.server.flavor, head.file.clone(), head.position)
+            }
+            mode => bail!(
+                "database.snapshotMode={mode}: the initial snapshot is not built into this version yet; \
+                 set DATABASE_SNAPSHOT_MODE=never to stream from the current binlog position"
+            ),
+        },
+    };
+    let limits = capture::RunLimits { max_duration: args.max_duration, max_events: args.max_events };
+    capture::run(function, start, state, checkpointer, limits).await
 }

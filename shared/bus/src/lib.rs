@@ -76,14 +76,20 @@ pub struct JsonLinesBus {
 }
 
 impl JsonLinesBus {
-    /// Opens (creating or appending to) the file.
+    /// Opens (creating or appending to) the file. A torn last line, left by a crash in the
+    /// middle of a `publish` that therefore never returned, is cut off: its events were never
+    /// acknowledged and the publisher sends them again.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, BusError> {
         let path = path.as_ref().to_path_buf();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| BusError::Io { path: path.clone(), source })?;
+        let io = |source| BusError::Io { path: path.clone(), source };
+        let file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(io)?;
+        let bytes = std::fs::read(&path).map_err(io)?;
+        if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
+            let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64).map_err(io)?;
+            file.sync_data().map_err(io)?;
+            tracing::warn!(path = %path.display(), cut = bytes.len() - keep, "cut a torn last line left by a crash");
+        }
         Ok(Self { path, file, buffer: Vec::new() })
     }
 

@@ -87,3 +87,22 @@ async fn a_damaged_line_is_reported_with_its_number() {
     let err = JsonLinesBus::read_changes(&path).unwrap_err();
     assert!(err.to_string().contains("line 2"), "{err}");
 }
+
+#[tokio::test]
+async fn a_torn_last_line_from_a_crash_is_cut_when_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let mut bus = JsonLinesBus::open(&path).unwrap();
+    bus.publish(&[change(1, 100)]).await.unwrap();
+    let complete = std::fs::read(&path).unwrap();
+    // What a kill in the middle of the next publish leaves behind.
+    let mut torn = complete.clone();
+    torn.extend_from_slice(b"{\"schema\": {\"type\": \"str");
+    std::fs::write(&path, &torn).unwrap();
+
+    let mut bus = JsonLinesBus::open(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), complete);
+    bus.publish(&[change(2, 200)]).await.unwrap();
+    let ids: Vec<u64> = JsonLinesBus::read_changes(&path).unwrap().iter().map(|c| c.position.offset).collect();
+    assert_eq!(ids, [100, 200]);
+}
