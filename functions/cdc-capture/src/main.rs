@@ -1,15 +1,13 @@
 //! `cdc-capture`: reads row changes from OceanBase (MySQL mode, through its binlog service),
 //! MySQL or MariaDB through the MySQL replication protocol.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use cdc_config::SnapshotMode;
 use cdc_event::Position;
 use cdc_mysql::{CapturePlan, SourceOptions};
-use cdc_runtime::{Function, FunctionArgs};
+use cdc_runtime::{Function, FunctionArgs, RunArgs};
 use clap::{Parser, Subcommand};
 
 mod capture;
@@ -31,34 +29,6 @@ enum Command {
     /// Connect, identify the server, run every pre-flight check, list the selected tables and
     /// the binlog head, then exit: 0 when the source is ready for capture, 1 otherwise.
     Check,
-}
-
-#[derive(Debug, Default, clap::Args)]
-struct RunArgs {
-    /// Stop cleanly (after a final checkpoint) once this long has passed, e.g. `90s`, `5m`.
-    #[arg(long, value_parser = parse_duration)]
-    max_duration: Option<Duration>,
-    /// Stop cleanly (after a final checkpoint) once this many row changes are published.
-    #[arg(long)]
-    max_events: Option<u64>,
-    /// Start from this savepoint (a directory written by `savepoint`, or its `_metadata`).
-    #[arg(long, value_name = "PATH")]
-    from_savepoint: Option<PathBuf>,
-}
-
-/// `90`, `90s`, `5m`, `2h`, `250ms`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
-    let value: u64 = number.parse().map_err(|_| format!("expected a duration like 90s, 5m or 2h, got `{text}`"))?;
-    let seconds = |n: u64| Duration::from_secs(n);
-    match unit {
-        "" | "s" => Ok(seconds(value)),
-        "ms" => Ok(Duration::from_millis(value)),
-        "m" => Ok(seconds(value * 60)),
-        "h" => Ok(seconds(value * 3600)),
-        other => Err(format!("unknown duration unit `{other}` in `{text}`: use ms, s, m or h")),
-    }
 }
 
 #[tokio::main]

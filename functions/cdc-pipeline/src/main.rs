@@ -1,12 +1,13 @@
-//! `cdc-pipeline`: every stage in one process on the embedded defaults, and the `demo`
-//! command of the README.
+//! `cdc-pipeline`: every stage in one process on the embedded defaults (capture → embedded
+//! DataHub-compatible log → file sink), and the `demo` command of the README.
 
 use std::process::ExitCode;
 
-use cdc_runtime::FunctionArgs;
+use cdc_runtime::{FunctionArgs, RunArgs};
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod pipeline;
 
 /// The whole pipeline in one process.
 #[derive(Debug, Parser)]
@@ -21,16 +22,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the pipeline (the default).
-    Run,
-    /// Start a throwaway MariaDB with a demo schema and workload and show what the pipeline
-    /// captures from it. Needs no configuration.
+    Run(RunArgs),
+    /// Start a throwaway MariaDB with a demo schema and workload, run the pipeline over it and
+    /// leave Parquet files to query. Needs no configuration.
     Demo(demo::DemoArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run) {
+    match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Demo(args) => match demo::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -38,9 +39,10 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run => {
-            cdc_runtime::run(cdc_config::Role::CdcPipeline, &cli.common, |function| {
-                cdc_runtime::stage_not_built(function, "the all-in-one pipeline")
+        Command::Run(run) => {
+            cdc_runtime::run(cdc_config::Role::CdcPipeline, &cli.common, |function| async move {
+                let options = pipeline::PipelineOptions { run, ..Default::default() };
+                pipeline::run(function, options).await.map(|_| ())
             })
             .await
         }

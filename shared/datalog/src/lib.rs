@@ -62,13 +62,15 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     }
 }
 
-/// Project names: a letter, then letters, digits, `_`; 3–32 long (pydatahub's rule). The
-/// rule also keeps names safe as directory names.
+/// Project names: a letter, then letters, digits, `_`; 3–32 long (pydatahub's rule), and
+/// also `-`: the deployment guide's defaults (`realtime-pipeline`, `cdc-events`) use it, and
+/// the embedded log must run on those defaults. Alibaba's service refuses `-`; it answers
+/// that itself. The rule keeps names safe as directory names.
 pub fn check_project_name(name: &str) -> Result<()> {
     check_name("project", name, 3, 32)
 }
 
-/// Topic names: a letter, then letters, digits, `_`; 1–128 long.
+/// Topic names: a letter, then letters, digits, `_` or `-`; 1–128 long.
 pub fn check_topic_name(name: &str) -> Result<()> {
     check_name("topic", name, 1, 128)
 }
@@ -76,11 +78,11 @@ pub fn check_topic_name(name: &str) -> Result<()> {
 fn check_name(what: &'static str, name: &str, min: usize, max: usize) -> Result<()> {
     let ok = (min..=max).contains(&name.len())
         && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(DatalogError::InvalidName { what, name: name.into(), rule: "a letter first, then letters, digits or _, of allowed length" })
+        Err(DatalogError::InvalidName { what, name: name.into(), rule: "a letter first, then letters, digits, _ or -, of allowed length" })
     }
 }
 

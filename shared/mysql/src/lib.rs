@@ -2,14 +2,16 @@
 //! all speak it. This crate holds what a capture does before and while it reads: connecting,
 //! telling the server flavor, selecting tables and checking the server is fit for capture.
 
-mod plan;
 pub mod binlog;
+pub mod capture;
+mod plan;
 mod preflight;
 mod server;
 mod tables;
 
 pub use plan::CapturePlan;
 pub use binlog::{BinlogError, BinlogReader, BinlogReaderConfig};
+pub use capture::{Batch, BatchOptions, CaptureError, CaptureState, CaptureStream, CAPTURE_STATE};
 pub use preflight::{preflight, PreflightError, PreflightFailure};
 pub use cdc_config::TableSelector;
 pub use server::{binary_logs, binlog_head, classify_flavor, server_info, BinlogHead, ServerInfo, SourceOptions};

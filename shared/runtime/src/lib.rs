@@ -66,6 +66,36 @@ pub struct FunctionArgs {
     pub print_config_reference: bool,
 }
 
+/// Options of a bounded or restored run, shared by the functions that take them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// Stop cleanly (after a final checkpoint) once this long has passed, e.g. `90s`, `5m`.
+    #[arg(long, value_parser = parse_duration)]
+    pub max_duration: Option<std::time::Duration>,
+    /// Stop cleanly (after a final checkpoint) once this many row changes went through.
+    #[arg(long)]
+    pub max_events: Option<u64>,
+    /// Start from this savepoint (a directory written by `savepoint`, or its `_metadata`)
+    /// instead of the latest checkpoint.
+    #[arg(long, value_name = "PATH")]
+    pub from_savepoint: Option<PathBuf>,
+}
+
+/// Parses `90`, `90s`, `5m`, `2h` or `250ms`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let text = text.trim();
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
+    let value: u64 = number.parse().map_err(|_| format!("expected a duration like 90s, 5m or 2h, got `{text}`"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(value)),
+        "ms" => Ok(Duration::from_millis(value)),
+        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(value.saturating_mul(3600))),
+        other => Err(format!("unknown duration unit `{other}` in `{text}`: use ms, s, m or h")),
+    }
+}
+
 /// What a running function gets: its validated configuration and its ops context.
 #[derive(Debug, Clone)]
 pub struct Function {
@@ -120,7 +150,7 @@ where
         println!("{}", serde_json::to_string_pretty(&config.redacted_json()).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    match start_and_run(role, config, body).await {
+    match serve(role, config, body).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // `{:#}` prints the whole cause chain on one line; logging may not be up yet.
@@ -131,10 +161,13 @@ where
     }
 }
 
-async fn start_and_run<F, Fut>(role: Role, config: Config, body: F) -> anyhow::Result<()>
+/// Steps 3–5 of [`run`] with a configuration the caller already loaded (the demo builds its
+/// own): logging, ops server, the body until it returns or a signal stops it. Returns the
+/// body's result.
+pub async fn serve<F, Fut, T>(role: Role, config: Config, body: F) -> anyhow::Result<T>
 where
     F: FnOnce(Function) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    Fut: Future<Output = anyhow::Result<T>>,
 {
     // A second initialisation can only happen when a test embeds several functions in one
     // process; the first subscriber then keeps serving, which is what we want.

@@ -99,3 +99,15 @@ async fn a_checkpoint_dir_that_cannot_be_created_is_named_in_the_error() {
     let text = format!("{err:#}");
     assert!(text.contains("a-file/below"), "{text}");
 }
+
+#[test]
+fn durations_take_the_units_operators_write() {
+    use cdc_runtime::parse_duration;
+    assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+    assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+    assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+    assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+    assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    assert!(parse_duration("5 minutes").unwrap_err().contains("unit"));
+    assert!(parse_duration("soon").is_err());
+}
