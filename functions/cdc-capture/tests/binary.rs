@@ -91,9 +91,13 @@ async fn serves_the_ops_endpoints_and_stops_on_sigterm() {
     let db = tokio::task::spawn_blocking(LocalMariaDb::start).await.unwrap().unwrap();
     db.execute("CREATE DATABASE shop; CREATE TABLE shop.orders (id BIGINT PRIMARY KEY)").unwrap();
     let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
     let mut child = capture()
         .envs(db.env_vars())
         .env("DATABASE_SCHEMA", "shop")
+        .env("DATABASE_SNAPSHOT_MODE", "never")
+        .env("DATAHUB_ENDPOINT", format!("file://{}", dir.path().join("events.jsonl").display()))
+        .env("CHECKPOINT_DIR", format!("file://{}", dir.path().join("checkpoints").display()))
         .env("MONITORING_PORT", port.to_string())
         .env("LOG_FORMAT", "json")
         .stderr(Stdio::piped())
@@ -109,7 +113,7 @@ async fn serves_the_ops_endpoints_and_stops_on_sigterm() {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut log = String::new();
-    while !log.contains("not built yet") {
+    while !log.contains("streaming the binlog") {
         let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("capture start-up log");
         log.push_str(&line);
         log.push('\n');
@@ -123,21 +127,24 @@ async fn serves_the_ops_endpoints_and_stops_on_sigterm() {
     let health = http.get(format!("{base}/health")).send().await.unwrap();
     let body: serde_json::Value = health.json().await.unwrap();
     assert_eq!(body["checks"]["database"], "UP", "{body}");
-    assert_eq!(body["checks"]["stage"], "DOWN", "{body}");
+    assert_eq!(body["checks"]["binlog"], "UP", "{body}");
     assert_eq!(body["details"]["server"]["flavor"], "mariadb", "{body}");
-    // Not ready: the stage is not built, so no orchestrator should route work here.
     let ready = http.get(format!("{base}/health/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.status(), 200);
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("flink_checkpoint_total"), "{metrics}");
 
-    // The database going away turns its check DOWN.
+    // The database going away turns its check DOWN and the function not ready, while capture
+    // keeps running and retrying.
     drop(db);
     let health: serde_json::Value = http.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["checks"]["database"], "DOWN", "{health}");
+    let ready = http.get(format!("{base}/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
 
     let kill = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(kill.success());
+    // Capture keeps retrying the lost binlog connection and still stops cleanly on SIGTERM.
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful stop should exit 0, got {status}");
 }

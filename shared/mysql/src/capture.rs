@@ -68,8 +68,6 @@ impl Batch {
 pub enum CaptureError {
     #[error(transparent)]
     Binlog(#[from] BinlogError),
-    #[error("the server ended the binlog stream at {0}")]
-    StreamEnded(Position),
     #[error("the binlog reader task stopped unexpectedly")]
     ReaderGone,
 }
@@ -146,23 +144,74 @@ impl Drop for CaptureStream {
     }
 }
 
-async fn read_binlog(source: SourceOptions, config: BinlogReaderConfig, tx: mpsc::Sender<Item>) {
-    let mut reader = match BinlogReader::start(&source, config).await {
-        Ok(reader) => reader,
-        Err(err) => {
-            let _ = tx.send(Err(err.into())).await;
-            return;
-        }
-    };
+/// Reads the binlog, reconnecting with backoff after a lost connection: the new stream starts
+/// at the resume position of the last complete transaction, so the events of a transaction cut
+/// by the disconnect are read again with the same positions (downstream drops them).
+async fn read_binlog(source: SourceOptions, mut config: BinlogReaderConfig, tx: mpsc::Sender<Item>) {
+    let mut failures: u32 = 0;
     loop {
-        let item = match reader.next_event().await {
-            Ok(Some(event)) => Ok((event, reader.resume_position().clone())),
-            Ok(None) => Err(CaptureError::StreamEnded(reader.resume_position().clone())),
-            Err(err) => Err(err.into()),
+        let mut reader = match BinlogReader::start(&source, config.clone()).await {
+            Ok(reader) => reader,
+            Err(err) if is_transient(&err) => {
+                failures += 1;
+                let delay = backoff(failures);
+                tracing::warn!(error = %err, attempt = failures, retry_in_ms = delay.as_millis() as u64, "cannot start the binlog stream; retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            Err(err) => {
+                let _ = tx.send(Err(err.into())).await;
+                return;
+            }
         };
-        let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
-            return;
+        loop {
+            let next = reader.next_event().await;
+            let resume = reader.resume_position().clone();
+            match next {
+                Ok(Some(event)) => {
+                    failures = 0;
+                    if tx.send(Ok((event, resume))).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!(at = %resume, "the server ended the binlog stream; reconnecting");
+                    break;
+                }
+                Err(err) if is_transient(&err) => {
+                    tracing::warn!(error = %err, at = %resume, "lost the binlog connection; reconnecting");
+                    break;
+                }
+                Err(err) => {
+                    let _ = tx.send(Err(err.into())).await;
+                    return;
+                }
+            }
         }
+        config.file = reader.resume_position().file.clone();
+        config.offset = reader.resume_position().offset;
+        failures += 1;
+        tokio::time::sleep(backoff(failures)).await;
     }
+}
+
+/// Connection-level failures (network, server restart) that a reconnect can cure; server
+/// errors such as a purged binlog or missing privileges are not.
+fn is_transient(err: &BinlogError) -> bool {
+    let transient = |e: &mysql_async::Error| matches!(e, mysql_async::Error::Io(_) | mysql_async::Error::Driver(_));
+    match err {
+        BinlogError::Source(crate::SourceError::Connect { source, .. } | crate::SourceError::Query { source, .. }) => {
+            transient(source)
+        }
+        BinlogError::Setup { source, .. } | BinlogError::Stream { source, .. } => transient(source),
+        _ => false,
+    }
+}
+
+/// Exponential backoff from 100 ms to 30 s, with up to 25% jitter so replicas that lost the
+/// same server do not reconnect in lockstep.
+fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_millis(100).saturating_mul(1u32 << failures.min(9)).min(Duration::from_secs(30));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 250) / 1000.0)
 }

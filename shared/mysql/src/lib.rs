@@ -1,12 +1,14 @@
 //! The MySQL-protocol source: MySQL, MariaDB and OceanBase's MySQL-compatible binlog service
 //! all speak it. This crate holds what a capture does before and while it reads: connecting,
-//! telling the server flavor, selecting tables and checking the server is fit for capture.
+//! telling the server flavor, selecting tables, checking the server is fit for capture, the
+//! initial snapshot ([`snapshot`]) and the binlog stream ([`binlog`]).
 
 pub mod binlog;
 pub mod capture;
 mod plan;
 mod preflight;
 mod server;
+pub mod snapshot;
 mod tables;
 
 pub use plan::CapturePlan;
@@ -14,6 +16,7 @@ pub use binlog::{BinlogError, BinlogReader, BinlogReaderConfig};
 pub use capture::{Batch, BatchOptions, CaptureError, CaptureState, CaptureStream, CAPTURE_STATE};
 pub use preflight::{preflight, PreflightError, PreflightFailure};
 pub use cdc_config::TableSelector;
+pub use snapshot::{KeyValue, Snapshot, SnapshotConfig, SnapshotError, SnapshotProgress, TableCursor};
 pub use server::{binary_logs, binlog_head, classify_flavor, server_info, BinlogHead, ServerInfo, SourceOptions};
 pub use tables::{existing_tables, TableInfo};
 

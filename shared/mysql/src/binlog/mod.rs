@@ -15,9 +15,9 @@
 
 mod ddl;
 mod error;
-mod schema;
-mod text;
-mod values;
+pub(crate) mod schema;
+pub(crate) mod text;
+pub(crate) mod values;
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;

@@ -284,7 +284,7 @@ pub(crate) fn needs_catalogue(tme: &TableMapEvent<'_>) -> bool {
 }
 
 /// What the type mapping needs besides the table map, from either metadata source.
-struct ColumnFacts {
+pub(crate) struct ColumnFacts {
     name: String,
     unsigned: bool,
     charset: Option<Charset>,
@@ -403,7 +403,7 @@ fn facts_from_metadata(
     Ok((facts, key))
 }
 
-fn facts_from_catalogue(columns: &[CatalogueColumn], collations: &Collations) -> Vec<ColumnFacts> {
+pub(crate) fn facts_from_catalogue(columns: &[CatalogueColumn], collations: &Collations) -> Vec<ColumnFacts> {
     columns
         .iter()
         .map(|c| {
@@ -484,7 +484,7 @@ fn text_encoding(fact: &ColumnFacts) -> Result<(TextEncoding, String, u32), Stri
     Ok((encoding, charset.name.clone(), charset.max_len.max(1)))
 }
 
-fn map_type(t: MyType, meta: &[u8], fact: &ColumnFacts) -> Result<(ColumnType, TextEncoding), String> {
+pub(crate) fn map_type(t: MyType, meta: &[u8], fact: &ColumnFacts) -> Result<(ColumnType, TextEncoding), String> {
     use MyType::*;
     let byte = |i: usize| meta.get(i).copied().ok_or_else(|| format!("type metadata byte {i} missing"));
     let unsigned = fact.unsigned;
