@@ -3,8 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use cdc_config::SnapshotMode;
+use anyhow::Context;
 use cdc_event::Position;
 use cdc_mysql::{CapturePlan, SourceOptions};
 use cdc_runtime::{Function, FunctionArgs, RunArgs};
@@ -71,8 +70,8 @@ async fn run(function: Function, args: RunArgs) -> anyhow::Result<()> {
     let mut checkpointer =
         cdc_runtime::Checkpointer::open(function.config(), "cdc-capture", function.context().metrics().clone())?;
     let restored = checkpointer.restore(args.from_savepoint.as_deref()).await?;
-    let state: Option<capture::CaptureState> = match &restored {
-        Some(checkpoint) => checkpoint.state(capture::STATE_NAME).context("reading capture state from the checkpoint")?,
+    let state: Option<cdc_mysql::CaptureState> = match &restored {
+        Some(checkpoint) => checkpoint.state(cdc_mysql::CAPTURE_STATE).context("reading capture state from the checkpoint")?,
         None => None,
     };
     let resume_file = state.as_ref().map(|s| s.resume.file.clone());
@@ -80,22 +79,11 @@ async fn run(function: Function, args: RunArgs) -> anyhow::Result<()> {
     tracing::info!("capture plan:\n{plan}");
     plan.preflight.clone().context("the source is not ready for capture")?;
 
-    let start = match &state {
-        Some(state) => {
-            tracing::info!(resume = %state.resume, "resuming from the checkpoint");
-            state.resume.clone()
-        }
-        None => match function.config().database.snapshot_mode {
-            SnapshotMode::Never => {
-                let head = plan.head.as_ref().context("the server reports no binlog position")?;
-                Position::stream(plan.server.flavor, head.file.clone(), head.position)
-            }
-            mode => bail!(
-                "database.snapshotMode={mode}: the initial snapshot is not built into this version yet; \
-                 set DATABASE_SNAPSHOT_MODE=never to stream from the current binlog position"
-            ),
-        },
-    };
+    if let Some(state) = &state {
+        tracing::info!(resume = %state.resume, snapshot_in_progress = state.snapshot.is_some(), "resuming from the checkpoint");
+    }
+    let head = plan.head.as_ref().context("the server reports no binlog position")?;
+    let head = Position::stream(plan.server.flavor, head.file.clone(), head.position);
     let limits = capture::RunLimits { max_duration: args.max_duration, max_events: args.max_events };
-    capture::run(function, start, state, checkpointer, limits).await
+    capture::run(function, state, head, checkpointer, limits).await
 }

@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
-use cdc_config::{Config, SnapshotMode};
+use anyhow::Context;
+use cdc_config::Config;
 use cdc_datalog::{AppendRecord, Datalog, LogOptions, RecordType, ShardLog, TopicSpec};
 use cdc_event::{Event, Position};
-use cdc_mysql::{BatchOptions, BinlogReaderConfig, CapturePlan, CaptureState, CaptureStream, SourceOptions, CAPTURE_STATE};
+use cdc_mysql::{BatchOptions, BinlogReaderConfig, CapturePlan, CaptureState, CaptureStream, SourceOptions, Start, CAPTURE_STATE};
 use cdc_runtime::{Checkpointer, Function};
 use cdc_sink::{FileSink, Record, SinkOptions};
 use cdc_state::SinkState;
@@ -114,34 +114,26 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
     let plan = CapturePlan::gather(&source, &config.database.tables, resume_file.as_deref()).await?;
     tracing::info!("capture plan:\n{plan}");
     plan.preflight.clone().context("the source is not ready for capture")?;
-    let state = match (capture_state, &options.start) {
-        (Some(state), _) => state,
-        (None, Some(start)) => CaptureState { resume: start.clone(), last_published: None },
-        (None, None) => match config.database.snapshot_mode {
-            SnapshotMode::Never => {
-                let head = plan.head.as_ref().context("the server reports no binlog position")?;
-                CaptureState {
-                    resume: Position::stream(plan.server.flavor, head.file.clone(), head.position),
-                    last_published: None,
-                }
-            }
-            mode => bail!(
-                "database.snapshotMode={mode}: the initial snapshot is not built into this version yet; \
-                 set DATABASE_SNAPSHOT_MODE=never to stream from the current binlog position"
-            ),
-        },
-    };
     let server_id = config.database.server_id.unwrap_or(5400 + std::process::id() % 1000);
+    let head = plan.head.as_ref().context("the server reports no binlog position")?;
+    let head = Position::stream(plan.server.flavor, head.file.clone(), head.position);
     let reader = BinlogReaderConfig::new(
         server_id,
         format!("{}:{}", config.database.host, config.database.port),
         config.database.tables.clone(),
-        state.resume.file.clone(),
-        state.resume.offset,
+        head.file.clone(),
+        head.offset,
     )
     .with_heartbeat(HEARTBEAT);
-    tracing::info!(start = %state.resume, server_id, "streaming the binlog");
-    let mut stream = CaptureStream::start(source, reader, state, BatchOptions::default());
+    // Restored state wins; a first start begins where the caller says (the demo), or as
+    // `database.snapshotMode` says.
+    let (state, start) = match (capture_state, &options.start) {
+        (Some(state), _) => (state, Start::Stream),
+        (None, Some(position)) => (CaptureState::streaming_from(position.clone()), Start::Stream),
+        (None, None) => (CaptureState::streaming_from(head), Start::for_database(&config.database, &reader)),
+    };
+    tracing::info!(start = %state.resume, snapshot_in_progress = state.snapshot.is_some(), server_id, "streaming the binlog");
+    let mut stream = CaptureStream::start(source, reader, state, start, BatchOptions::default());
 
     let mut summary = RunSummary::default();
     let started = Instant::now();
@@ -159,7 +151,10 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
             biased;
             _ = shutdown.wait() => break,
             batch = stream.next_batch() => {
-                let batch = batch.context("capture")?;
+                let Some(batch) = batch.context("capture")? else {
+                    tracing::info!("initial snapshot complete (snapshot mode initial_only); stopping");
+                    break;
+                };
                 let mut records = Vec::with_capacity(batch.events.len());
                 for event in &batch.events {
                     if let Event::Change(change) = event {
@@ -174,6 +169,12 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
                     tokio::task::spawn_blocking(move || shard.append(&records)).await.context("log append task")??;
                 }
                 stream.published(&batch);
+                if batch.is_snapshot() {
+                    // The snapshot's resume rule: checkpoint capture right after each snapshot
+                    // batch. The sink part stays what was last committed; its files follow at
+                    // the next full checkpoint.
+                    checkpoint_capture(&mut checkpointer, &sink, stream.state()).await?;
+                }
                 let changes = batch.changes() as u64;
                 summary.rows_captured += changes;
                 metrics.add_collected("capture", changes);
@@ -217,6 +218,17 @@ fn drain(shard: &ShardLog, next_offset: &mut u64, sink: &mut FileSink, function:
             Ok(())
         })?;
     }
+}
+
+/// A checkpoint that moves capture's state forward and keeps the sink's last committed state.
+async fn checkpoint_capture(checkpointer: &mut Checkpointer, sink: &FileSink, capture: &CaptureState) -> anyhow::Result<()> {
+    let mut committed = sink.committed().clone();
+    // Its pending files were committed already (recovery would commit them again, harmlessly).
+    committed.pending.clear();
+    let mut checkpoint = checkpointer.new_checkpoint();
+    checkpoint.put_state(CAPTURE_STATE, capture)?;
+    checkpoint.put_state(SINK_STATE, &committed)?;
+    checkpointer.checkpoint(checkpoint).await.map(|_| ()).context("checkpoint after a snapshot batch")
 }
 
 async fn checkpoint(

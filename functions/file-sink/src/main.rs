@@ -1,11 +1,34 @@
-//! `file-sink`: the file sink.
+//! `file-sink`: change events from a DataHub topic into exactly-once files.
+//!
+//! The loop, and why in this order (the FileSink protocol, `cdc_sink`):
+//! 1. recover the sink from the newest checkpoint (job `file-sink`, operator state `sink`):
+//!    its pending files are committed, everything else in `.inprogress/` is deleted;
+//! 2. read every shard from the checkpointed offsets (else the subscription's committed
+//!    offsets, else the oldest record), decode each record's Debezium JSON, write it;
+//! 3. when a checkpoint is due, and at a graceful stop: `prepare_checkpoint` (files closed and
+//!    fsynced) → save the checkpoint → `commit` (files renamed to their final names) → commit
+//!    the offsets to the DataHub subscription. The subscription's offsets therefore never run
+//!    ahead of committed files; a crash anywhere re-reads from the checkpoint, and the sink
+//!    drops what it already wrote by shard offset and by (source, shard) position.
+//!
+//! Records that are not row changes (`cdc.event=schema_change`) are skipped. A payload that is
+//! not a Debezium envelope cannot be given to the sink (whose dead-letter queue takes change
+//! events); it is counted as failed and logged with its shard and sequence.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use cdc_runtime::FunctionArgs;
+use anyhow::{bail, Context};
+use cdc_config::DatahubEndpoint;
+use cdc_datahub::{ConsumedRecord, ConsumerOptions, DatahubClient, ShardConsumer, EVENT_KIND_ATTRIBUTE};
+use cdc_runtime::{Checkpointer, Function, FunctionArgs};
+use cdc_sink::{FileSink, Record, SinkOptions, WriteOutcome};
+use cdc_state::SinkState;
+use cdc_telemetry::Status;
 use clap::Parser;
 
-/// the file sink.
+/// Writes the change events of a DataHub topic as files, exactly once.
 #[derive(Debug, Parser)]
 #[command(name = "file-sink", version)]
 struct Cli {
@@ -13,11 +36,198 @@ struct Cli {
     common: FunctionArgs,
 }
 
+/// Checkpoint job name and the operator name of the sink's state in it.
+const JOB: &str = "file-sink";
+const STATE_NAME: &str = "sink";
+/// The stage label of this function's metrics.
+const STAGE: &str = "file-sink";
+/// Wait after a poll that found every shard caught up.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// Backoff between attempts to open the topic at start-up.
+const OPEN_RETRY_MIN: Duration = Duration::from_millis(500);
+const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cdc_runtime::run(cdc_config::Role::FileSink, &cli.common, |function| {
-        cdc_runtime::stage_not_built(function, "the file sink")
-    })
-    .await
+    cdc_runtime::run(cdc_config::Role::FileSink, &cli.common, run).await
+}
+
+fn build_client(url: &str, config: &cdc_config::DatahubConfig, max_retries: u32, timeout: Duration) -> anyhow::Result<DatahubClient> {
+    let mut builder = DatahubClient::builder(url).with_max_retries(max_retries).with_timeout(timeout);
+    if let (Some(id), Some(key)) = (&config.access_id, &config.access_key) {
+        builder = builder.with_credentials(id.expose(), key.expose());
+    }
+    builder.build().with_context(|| format!("DATAHUB_ENDPOINT={url}"))
+}
+
+async fn run(function: Function) -> anyhow::Result<()> {
+    let config = function.config().clone();
+    let datahub = &config.datahub;
+    let url = match &datahub.endpoint {
+        Some(DatahubEndpoint::Remote(url)) => url.clone(),
+        other => bail!("file-sink reads a DataHub topic: DATAHUB_ENDPOINT must be a DataHub or datahub-local URL, got {other:?}"),
+    };
+    let client = Arc::new(build_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
+
+    // `datahub`: the topic answers (no retries, short timeout: a health request must not hang).
+    let probe = Arc::new(build_client(&url, datahub, 0, Duration::from_secs(3))?);
+    let (project, topic) = (datahub.project.clone(), datahub.topic.clone());
+    function.health().add_probe("datahub", move || {
+        let (probe, project, topic) = (probe.clone(), project.clone(), topic.clone());
+        async move {
+            match probe.get_topic(&project, &topic).await {
+                Ok(_) => Status::Up,
+                Err(e) => Status::down(e.to_string()),
+            }
+        }
+    });
+    // `storage`: the output directory and the sink; down until recovered, and after a failure.
+    function.health().declare("storage");
+
+    let metrics = function.context().metrics().clone();
+    let mut checkpointer = Checkpointer::open(&config, JOB, metrics.clone())?;
+    let restored = checkpointer.restore(None).await?;
+    let last: Option<SinkState> = match &restored {
+        Some(checkpoint) => checkpoint.state(STATE_NAME).context("reading the sink state from the checkpoint")?,
+        None => None,
+    };
+    let options = SinkOptions::from_output(&config.output).context("output settings")?;
+    let mut sink = FileSink::new(options);
+    let resume = tokio::task::block_in_place(|| sink.recover(last.as_ref())).context("recovering the file sink")?;
+    function.health().set_up("storage");
+    function.health().set_detail("output", config.output.path.clone().into());
+
+    let consumer_options = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group);
+    // DataHub may come up after the sink (compose, Kubernetes), so opening is retried rather
+    // than crash-looping: the process stays live, `/health/ready` reports the `datahub` probe
+    // down, and the reason is logged and shown under `datahubError`.
+    let mut attempt = 0u32;
+    let consumer = loop {
+        match ShardConsumer::open(client.clone(), consumer_options.clone(), resume.iter()).await {
+            Ok(consumer) => break consumer,
+            Err(e) => {
+                let wait = OPEN_RETRY_MIN.saturating_mul(1 << attempt.min(8)).min(OPEN_RETRY_MAX);
+                attempt += 1;
+                tracing::error!(error = format!("{e:#}"), attempt, retry_in_ms = wait.as_millis() as u64, "cannot open the DataHub topic; retrying");
+                function.health().set_detail("datahubError", format!("{e:#}").into());
+                tokio::select! {
+                    // Nothing was read, so there is nothing to checkpoint.
+                    _ = function.shutdown().wait() => return Ok(()),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+    function.health().remove_detail("datahubError");
+    function.health().set_detail("subscription", consumer.subscription_id().into());
+    tracing::info!(project = %datahub.project, topic = %datahub.topic, subscription = consumer.subscription_id(), "file sink running");
+
+    let mut run = Run { sink, consumer, checkpointer, function: function.clone() };
+    let shutdown = function.shutdown().clone();
+    let outcome: anyhow::Result<()> = async {
+        loop {
+            let records = tokio::select! {
+                biased;
+                _ = shutdown.wait() => break,
+                polled = run.consumer.poll() => polled.context("reading DataHub")?,
+            };
+            function.health().heartbeat();
+            if records.is_empty() {
+                tokio::task::block_in_place(|| run.sink.poll_rolling()).context("rolling files")?;
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(IDLE_WAIT) => {}
+                }
+            } else {
+                tokio::task::block_in_place(|| run.write(records))?;
+            }
+            if run.checkpointer.is_due() {
+                run.checkpoint().await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            run.checkpoint().await.context("final checkpoint")?;
+            let stats = run.sink.stats();
+            tracing::info!(rows = stats.rows_appended, files = stats.files_committed, duplicates = stats.duplicates_dropped, "file sink stopped");
+            Ok(())
+        }
+        Err(err) => {
+            // Nothing more is committed; the next start recovers from the last checkpoint.
+            function.health().set_down("storage", format!("{err:#}"));
+            Err(err)
+        }
+    }
+}
+
+struct Run {
+    sink: FileSink,
+    consumer: ShardConsumer,
+    checkpointer: Checkpointer,
+    function: Function,
+}
+
+impl Run {
+    /// Writes a polled batch (blocking file I/O: called under `block_in_place`).
+    fn write(&mut self, records: Vec<ConsumedRecord>) -> anyhow::Result<()> {
+        let metrics = self.function.metrics();
+        metrics.add_in(records.len() as u64);
+        metrics.add_collected(STAGE, records.len() as u64);
+        for record in records {
+            if record.attributes.contains_key(EVENT_KIND_ATTRIBUTE) {
+                tracing::debug!(shard = %record.shard, sequence = record.sequence, kind = ?record.attributes.get(EVENT_KIND_ATTRIBUTE), "skipping a record that is not a row change");
+                continue;
+            }
+            let event = match cdc_event::debezium::from_slice(&record.payload) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!(shard = %record.shard, sequence = record.sequence, error = %e, "record is not a Debezium change event; skipped");
+                    metrics.add_failed(STAGE, 1);
+                    continue;
+                }
+            };
+            let outcome = self
+                .sink
+                .write(Record::new(record.shard.clone(), record.sequence, event))
+                .with_context(|| format!("writing shard {} sequence {}", record.shard, record.sequence))?;
+            match outcome {
+                WriteOutcome::Appended => {
+                    metrics.add_out(1);
+                    metrics.add_sent(STAGE, 1);
+                }
+                WriteOutcome::DeadLettered => {
+                    metrics.add_dead_lettered(1);
+                    metrics.add_failed(STAGE, 1);
+                }
+                WriteOutcome::DuplicateDropped | WriteOutcome::RedeliveryDropped => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Files first, offsets last: see the crate documentation.
+    async fn checkpoint(&mut self) -> anyhow::Result<()> {
+        let state = tokio::task::block_in_place(|| self.sink.prepare_checkpoint()).context("closing files for a checkpoint")?;
+        let mut checkpoint = self.checkpointer.new_checkpoint();
+        checkpoint.put_state(STATE_NAME, &state).context("encoding the sink state")?;
+        if self.checkpointer.checkpoint(checkpoint).await.is_err() {
+            // Counted and logged by the checkpointer. The closed files stay pending in the
+            // sink and go into the next checkpoint; nothing is committed now.
+            return Ok(());
+        }
+        let report = tokio::task::block_in_place(|| self.sink.commit(&state)).context("committing files")?;
+        tracing::debug!(renamed = report.renamed, "checkpoint committed");
+        // The checkpoint holds the true offsets; the subscription's are for monitoring and
+        // for a sink started without its checkpoint. A failed commit is retried next time.
+        if let Err(e) = self.consumer.commit(state.offsets.iter()).await {
+            tracing::warn!(error = format!("{e:#}"), "committing offsets to the DataHub subscription failed");
+        }
+        let offsets: serde_json::Map<String, serde_json::Value> = state.offsets.iter().map(|(s, n)| (s.to_string(), n.into())).collect();
+        self.function.health().set_detail("committedOffsets", offsets.into());
+        Ok(())
+    }
 }

@@ -320,6 +320,7 @@ fn database(cx: &mut Ctx<'_>, role: Role, report_missing: bool) -> DatabaseConfi
         ssl_root_cert,
         server_id: cx.int_u32(&s::DATABASE_SERVER_ID),
         snapshot_mode: cx.choice(&s::DATABASE_SNAPSHOT_MODE, SnapshotMode::from_name).unwrap_or(SnapshotMode::Initial),
+        snapshot_chunk_size: cx.int(&s::DATABASE_SNAPSHOT_CHUNK_SIZE).map_or(10_000, |n| usize::try_from(n).unwrap_or(usize::MAX)),
     }
 }
 

@@ -189,6 +189,8 @@ pub struct DatabaseConfig {
     pub server_id: Option<u32>,
     /// `database.snapshotMode` / `DATABASE_SNAPSHOT_MODE`.
     pub snapshot_mode: SnapshotMode,
+    /// `database.snapshotChunkSize` / `DATABASE_SNAPSHOT_CHUNK_SIZE`: rows per snapshot chunk.
+    pub snapshot_chunk_size: usize,
 }
 
 impl DatabaseConfig {

@@ -213,6 +213,10 @@ settings! {
         env_in_guide: false, default: Some("initial"),
         kind: Kind::Enum { values: SnapshotMode::NAMES, aliases: &[("initial-only", "initial_only")] },
     }
+    DATABASE_SNAPSHOT_CHUNK_SIZE: "database.snapshotChunkSize", "DATABASE_SNAPSHOT_CHUNK_SIZE",
+        "Rows per snapshot chunk (keyset-paged by primary key); snapshot progress is checkpointed per chunk." {
+        env_in_guide: false, default: Some("10000"), kind: Kind::Int { min: 1, max: 10_000_000 },
+    }
 
     // ---- datahub ------------------------------------------------------------------------
     DATAHUB_ENDPOINT: "datahub.endpoint", "DATAHUB_ENDPOINT",

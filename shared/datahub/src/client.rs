@@ -2,7 +2,7 @@
 //! errors, and retries with jittered exponential backoff for the errors worth retrying.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -117,7 +117,7 @@ impl DatahubClientBuilder {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|source| ClientError::Transport { operation: "building the HTTP client", source })?;
-        Ok(DatahubClient { http, cfg: self, jitter: AtomicU64::new(seed()) })
+        Ok(DatahubClient { http, cfg: self, jitter: AtomicU64::new(seed()), server_kind: AtomicU8::new(SERVER_UNKNOWN) })
     }
 }
 
@@ -131,6 +131,21 @@ pub struct DatahubClient {
     http: reqwest::Client,
     cfg: DatahubClientBuilder,
     jitter: AtomicU64,
+    /// What the last answer said the server is (`SERVER_*`), from `x-datahub-server`.
+    server_kind: AtomicU8,
+}
+
+const SERVER_UNKNOWN: u8 = 0;
+const SERVER_LOCAL: u8 = 1;
+const SERVER_OTHER: u8 = 2;
+
+/// A subscription as ListSubscription returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    pub sub_id: String,
+    pub comment: String,
+    /// 0 = INACTIVE (offline), 1 = ACTIVE.
+    pub state: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +247,21 @@ impl DatahubClient {
         DatahubClientBuilder::new(endpoint)
     }
 
+    /// The endpoint URL (without a trailing `/`).
+    pub fn endpoint(&self) -> &str {
+        &self.cfg.endpoint
+    }
+
+    /// Whether the server is our datahub-local (it marks every answer, errors included, with
+    /// `x-datahub-server: datahub-local`); `None` before the first answer.
+    pub fn is_datahub_local(&self) -> Option<bool> {
+        match self.server_kind.load(Ordering::Relaxed) {
+            SERVER_LOCAL => Some(true),
+            SERVER_OTHER => Some(false),
+            _ => None,
+        }
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         // Full jitter: uniform in [0, min(max, base * 2^attempt)], so retrying clients spread out.
         let cap = self.cfg.base_backoff.saturating_mul(1u32 << attempt.min(16)).min(self.cfg.max_backoff);
@@ -308,6 +338,8 @@ impl DatahubClient {
         let status = resp.status().as_u16();
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let request_id = header("x-datahub-request-id").unwrap_or_default();
+        let kind = if header(crate::server::SERVER_HEADER).as_deref() == Some(crate::server::SERVER_NAME) { SERVER_LOCAL } else { SERVER_OTHER };
+        self.server_kind.store(kind, Ordering::Relaxed);
         let encoding = header("content-encoding");
         let raw_size = header("x-datahub-content-raw-size").and_then(|s| s.parse().ok());
         let bytes = resp.bytes().await.map_err(|source| ClientError::Transport { operation, source })?;
@@ -467,6 +499,30 @@ impl DatahubClient {
         const OP: &str = "CreateSubscription";
         let v = self.call_json(OP, Method::POST, &format!("/projects/{project}/topics/{topic}/subscriptions"), Some(json!({"Action": "create", "Comment": comment})), false).await?;
         get_str(OP, &v, "SubId")
+    }
+
+    /// Every subscription of the topic whose id or comment contains `search` (all when empty).
+    pub async fn list_subscriptions(&self, project: &str, topic: &str, search: &str) -> Result<Vec<SubscriptionInfo>> {
+        const OP: &str = "ListSubscription";
+        const PAGE: i64 = 100;
+        let mut out = Vec::new();
+        for page in 1.. {
+            let body = json!({"Action": "list", "PageIndex": page, "PageSize": PAGE, "Search": search});
+            let v = self.call_json(OP, Method::POST, &format!("/projects/{project}/topics/{topic}/subscriptions"), Some(body), false).await?;
+            let items = v.get("Subscriptions").and_then(Value::as_array).ok_or_else(|| decode_err(OP, "Subscriptions missing"))?;
+            for s in items {
+                out.push(SubscriptionInfo {
+                    sub_id: get_str(OP, s, "SubId")?,
+                    comment: get_str(OP, s, "Comment").unwrap_or_default(),
+                    state: s.get("State").and_then(Value::as_i64).unwrap_or(1),
+                });
+            }
+            let total = v.get("TotalCount").and_then(Value::as_i64).unwrap_or(0);
+            if items.is_empty() || page * PAGE >= total {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn offsets_call(&self, operation: &'static str, project: &str, topic: &str, sub: &str, body: Value) -> Result<BTreeMap<String, SubscriptionOffset>> {

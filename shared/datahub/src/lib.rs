@@ -5,15 +5,27 @@
 //! * [`client`]: a typed client — signing (§3), JSON mode, compression, retries with
 //!   jittered backoff.
 //! * [`sign`], [`codec`], [`pb`], [`model`]: the pieces both share.
+//! * [`publisher`]: [`DatahubPublisher`], capture's `cdc_bus::Publisher` into a BLOB topic
+//!   (Debezium JSON records routed by table + primary key, see [`partitioner`]).
+//! * [`consumer`]: [`ShardConsumer`], reading every shard in order from given sequences and
+//!   committing subscription offsets when the caller's output is durable.
+//! * [`topic`]: checking (and on datahub-local creating) the topic, for both.
 
 pub mod client;
 pub mod codec;
+pub mod consumer;
 pub mod model;
+pub mod partitioner;
 pub mod pb;
+pub mod publisher;
 pub mod server;
 pub mod sign;
+pub mod topic;
 
 pub use client::{ClientError, DatahubClient, DatahubClientBuilder};
 pub use codec::Compression;
 pub use model::RecordData;
 pub use server::{router, serve, ServerConfig};
+pub use consumer::{ConsumeError, ConsumedRecord, ConsumerOptions, ShardConsumer, StartFrom};
+pub use publisher::{DatahubPublisher, PublishError, PublishStats, PublisherOptions, EVENT_KIND_ATTRIBUTE, SCHEMA_CHANGE_KIND};
+pub use topic::{TopicError, TopicPolicy};

@@ -24,6 +24,10 @@ use crate::model::{decode_cursor, encode_cursor, schema_field_count, RecordData}
 use crate::pb;
 use crate::sign;
 
+/// Response header naming this server, and its value.
+pub const SERVER_HEADER: &str = "x-datahub-server";
+pub const SERVER_NAME: &str = "datahub-local";
+
 /// Largest request body accepted on the wire (the service's limit is 4 MB; some slack).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Largest decompressed body.
@@ -224,6 +228,9 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-datahub-request-id", v);
     }
+    // Lets our clients tell this server from the service (it creates topics on demand only
+    // here; see `DatahubClient::is_datahub_local`). The service sends no such header.
+    response.headers_mut().insert(SERVER_HEADER, HeaderValue::from_static(SERVER_NAME));
     response
 }
 

@@ -241,17 +241,42 @@ impl LocalMariaDb {
 
     fn root_sql(&self, sql: &str) -> Result<String, LocalDbError> {
         let socket = self.root.join("mariadbd.sock");
-        run_named(
-            Command::new(&self.client)
-                .arg("--no-defaults")
-                .arg(format!("--socket={}", socket.display()))
-                .arg("--user=root")
-                .arg("--batch")
-                .arg("--skip-column-names")
-                .arg("--execute")
-                .arg(sql),
-            format!("{} --socket={} --user=root --execute <{} bytes of SQL>", self.client.display(), socket.display(), sql.len()),
-        )
+        let rendered = format!("{} --socket={} --user=root <{} bytes of SQL>", self.client.display(), socket.display(), sql.len());
+        // SQL goes in on stdin: an argument is limited to 128 KiB, a workload script is not.
+        let mut child = Command::new(&self.client)
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", socket.display()))
+            .arg("--user=root")
+            .arg("--default-character-set=utf8mb4")
+            .arg("--batch")
+            .arg("--skip-column-names")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| LocalDbError::Spawn { command: rendered.clone(), source })?;
+        let mut stdin = child.stdin.take().ok_or_else(|| LocalDbError::Spawn {
+            command: rendered.clone(),
+            source: io::Error::other("no stdin pipe"),
+        })?;
+        // Written from a thread so a client that fills its stdout pipe cannot deadlock us.
+        let input = sql.as_bytes().to_vec();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            stdin.write_all(&input)
+        });
+        let output = child.wait_with_output().map_err(|source| LocalDbError::Spawn { command: rendered.clone(), source })?;
+        let written = writer.join().unwrap_or_else(|_| Err(io::Error::other("stdin writer panicked")));
+        if output.status.success() {
+            written.map_err(|source| LocalDbError::Spawn { command: rendered.clone(), source })?;
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(LocalDbError::CommandFailed {
+                command: rendered,
+                status: output.status.to_string(),
+                output: format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+            })
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -341,9 +366,9 @@ fn free_port() -> Result<u16, LocalDbError> {
     Ok(port)
 }
 
-/// Runs a command to completion. `rendered` names it in errors; callers pass a description
-/// rather than the full command line when the arguments hold SQL with passwords.
-fn run_named(command: &mut Command, rendered: String) -> Result<String, LocalDbError> {
+/// Runs a command to completion, naming it in errors.
+fn run(command: &mut Command) -> Result<String, LocalDbError> {
+    let rendered = format!("{command:?}");
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -361,11 +386,6 @@ fn run_named(command: &mut Command, rendered: String) -> Result<String, LocalDbE
             ),
         })
     }
-}
-
-fn run(command: &mut Command) -> Result<String, LocalDbError> {
-    let rendered = format!("{command:?}");
-    run_named(command, rendered)
 }
 
 fn tail(path: &Path) -> String {

@@ -1,5 +1,5 @@
-//! The capture stream: binlog events in publishable batches, with the position to resume
-//! from once a batch is on the bus.
+//! The capture stream: the initial snapshot (when asked for) and then binlog events, in
+//! publishable batches, with the state to resume from once a batch is on the bus.
 //!
 //! A reader task decodes the binlog and hands `(event, resume position after it)` pairs over a
 //! bounded channel: its capacity bounds memory whatever the transaction size, and a slow bus
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{BinlogError, BinlogReader, BinlogReaderConfig, SourceOptions};
+use crate::{BinlogError, BinlogReader, BinlogReaderConfig, Snapshot, SnapshotConfig, SnapshotError, SnapshotProgress, SourceOptions};
 
 /// The operator name of capture's state in a checkpoint.
 pub const CAPTURE_STATE: &str = "capture";
@@ -25,10 +25,46 @@ pub const CAPTURE_STATE: &str = "capture";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureState {
     /// Where to restart streaming: the end of the last transaction whose events were all
-    /// published.
+    /// published (during a snapshot: the position the snapshot is consistent with).
     pub resume: Position,
     /// The newest position handed to the bus.
     pub last_published: Option<Position>,
+    /// An initial snapshot still in progress: what of it is published. `None` once streaming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotProgress>,
+}
+
+impl CaptureState {
+    /// A fresh start streaming from `position`.
+    pub fn streaming_from(position: Position) -> Self {
+        Self { resume: position, last_published: None, snapshot: None }
+    }
+}
+
+/// How capture begins when its state holds no snapshot in progress.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Stream from the state's resume position.
+    Stream,
+    /// Take an initial snapshot first, then stream from its position; with `then_stop`, stop
+    /// after the snapshot (snapshot mode `initial_only`).
+    Snapshot { config: SnapshotConfig, then_stop: bool },
+}
+
+impl Start {
+    /// What `database.snapshotMode` (and `snapshotChunkSize`) ask of a first start.
+    pub fn for_database(database: &cdc_config::DatabaseConfig, reader: &BinlogReaderConfig) -> Self {
+        use cdc_config::SnapshotMode;
+        let config = || {
+            SnapshotConfig::new(reader.source_name.clone(), reader.server_id, reader.selector.clone())
+                .with_chunk_size(database.snapshot_chunk_size)
+        };
+        match database.snapshot_mode {
+            SnapshotMode::Never => Start::Stream,
+            SnapshotMode::Initial => Start::Snapshot { config: config(), then_stop: false },
+            SnapshotMode::InitialOnly => Start::Snapshot { config: config(), then_stop: true },
+        }
+    }
 }
 
 /// Batching of a capture stream.
@@ -52,10 +88,18 @@ impl Default for BatchOptions {
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub events: Vec<Event>,
-    pub resume_after: Position,
+    resume_after: Committable,
 }
 
 impl Batch {
+    /// Whether the batch holds snapshot reads: the caller must checkpoint right after
+    /// publishing it (before publishing the next), which bounds what a resumed snapshot must
+    /// skip.
+    pub fn is_snapshot(&self) -> bool {
+        self.resume_after.snapshot.is_some()
+            || self.events.iter().any(|e| e.position().phase == cdc_event::Phase::Snapshot)
+    }
+
     /// Row changes in the batch (heartbeats and schema changes excluded).
     pub fn changes(&self) -> usize {
         self.events.iter().filter(|e| matches!(e, Event::Change(_))).count()
@@ -68,11 +112,20 @@ impl Batch {
 pub enum CaptureError {
     #[error(transparent)]
     Binlog(#[from] BinlogError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error("the binlog reader task stopped unexpectedly")]
     ReaderGone,
 }
 
-type Item = Result<(Event, Position), CaptureError>;
+/// An event and the state that is committable once it (and everything before it) is published.
+type Item = Result<(Event, Committable), CaptureError>;
+
+#[derive(Debug, Clone)]
+struct Committable {
+    resume: Position,
+    snapshot: Option<SnapshotProgress>,
+}
 
 /// Binlog events in batches; see the module documentation.
 #[derive(Debug)]
@@ -82,18 +135,39 @@ pub struct CaptureStream {
     options: BatchOptions,
     state: CaptureState,
     pending: Vec<Event>,
-    pending_resume: Option<Position>,
+    pending_state: Option<Committable>,
 }
 
 impl CaptureStream {
-    /// Starts reading at `state.resume` (the checkpointed state, or a fresh one at the
-    /// position to start from). `reader`'s file and offset are set from it.
-    pub fn start(source: SourceOptions, mut reader: BinlogReaderConfig, state: CaptureState, options: BatchOptions) -> Self {
-        reader.file = state.resume.file.clone();
-        reader.offset = state.resume.offset;
+    /// Starts from `state` (the checkpointed state, or a fresh one at the position to start
+    /// from): a snapshot in progress is resumed and then streaming follows; otherwise `start`
+    /// says whether to snapshot first. `reader` is the binlog reader's configuration; its file
+    /// and offset are set from the state or the snapshot.
+    pub fn start(source: SourceOptions, reader: BinlogReaderConfig, state: CaptureState, start: Start, options: BatchOptions) -> Self {
         let (tx, rx) = mpsc::channel(options.read_ahead.max(1));
-        let reader = tokio::spawn(read_binlog(source, reader, tx));
-        Self { rx, reader, options, state, pending: Vec::new(), pending_resume: None }
+        // A resumed snapshot re-reads the chunk after the checkpoint in a new transaction, where
+        // rows may have come and gone: the same event index can now belong to another row.
+        // Replays are dropped by position downstream, so the resumed snapshot must not reuse
+        // an index that may already be published. The caller checkpoints after every snapshot
+        // batch (see `Batch::is_snapshot`), so at most one batch (`max_events`) can be on the bus
+        // beyond the checkpoint: skipping that many indexes makes every re-read row new.
+        let mut state = state;
+        if let Some(progress) = state.snapshot.as_mut() {
+            let gap = u32::try_from(options.max_events).unwrap_or(u32::MAX);
+            progress.position.event_index = progress.position.event_index.saturating_add(gap);
+        }
+        let plan = match (&state.snapshot, start) {
+            (Some(progress), Start::Snapshot { config, then_stop }) => Plan::Snapshot { config, resume: Some(progress.clone()), then_stop },
+            (Some(progress), Start::Stream) => Plan::Snapshot {
+                config: SnapshotConfig::new(reader.source_name.clone(), reader.server_id, reader.selector.clone()),
+                resume: Some(progress.clone()),
+                then_stop: false,
+            },
+            (None, Start::Snapshot { config, then_stop }) => Plan::Snapshot { config, resume: None, then_stop },
+            (None, Start::Stream) => Plan::Stream,
+        };
+        let reader = tokio::spawn(capture(source, reader, state.resume.clone(), plan, tx));
+        Self { rx, reader, options, state, pending: Vec::new(), pending_state: None }
     }
 
     /// The committable state: everything before `resume` is on the bus.
@@ -102,30 +176,47 @@ impl CaptureStream {
     }
 
     /// The next batch: waits for a first event, then collects until the batch is full, the
-    /// linger time passed or no more events are ready. Cancel-safe: events received before a
-    /// cancellation stay in the next batch.
-    pub async fn next_batch(&mut self) -> Result<Batch, CaptureError> {
+    /// linger time passed or no more events are ready. `None` once an `initial_only` snapshot
+    /// is complete. Cancel-safe: events received before a cancellation stay in the next batch.
+    pub async fn next_batch(&mut self) -> Result<Option<Batch>, CaptureError> {
         if self.pending.is_empty() {
-            let item = self.rx.recv().await.ok_or(CaptureError::ReaderGone)?;
-            self.push(item)?;
+            match self.rx.recv().await {
+                Some(item) => self.push(item)?,
+                None => return self.ended(),
+            }
         }
         let linger = tokio::time::sleep(self.options.linger);
         tokio::pin!(linger);
         while self.pending.len() < self.options.max_events {
             tokio::select! {
                 biased;
-                item = self.rx.recv() => self.push(item.ok_or(CaptureError::ReaderGone)?)?,
+                item = self.rx.recv() => match item {
+                    Some(item) => self.push(item)?,
+                    None => break,
+                },
                 _ = &mut linger => break,
             }
         }
-        let resume_after = self.pending_resume.take().unwrap_or_else(|| self.state.resume.clone());
-        Ok(Batch { events: std::mem::take(&mut self.pending), resume_after })
+        let resume_after = self
+            .pending_state
+            .take()
+            .unwrap_or_else(|| Committable { resume: self.state.resume.clone(), snapshot: self.state.snapshot.clone() });
+        Ok(Some(Batch { events: std::mem::take(&mut self.pending), resume_after }))
+    }
+
+    /// The reader task ended without an error: normal only after an `initial_only` snapshot.
+    fn ended(&self) -> Result<Option<Batch>, CaptureError> {
+        if self.reader.is_finished() {
+            Ok(None)
+        } else {
+            Err(CaptureError::ReaderGone)
+        }
     }
 
     fn push(&mut self, item: Item) -> Result<(), CaptureError> {
-        let (event, resume) = item?;
+        let (event, committable) = item?;
         self.pending.push(event);
-        self.pending_resume = Some(resume);
+        self.pending_state = Some(committable);
         Ok(())
     }
 
@@ -134,7 +225,8 @@ impl CaptureStream {
         if let Some(last) = batch.events.last() {
             self.state.last_published = Some(last.position().clone());
         }
-        self.state.resume = batch.resume_after.clone();
+        self.state.resume = batch.resume_after.resume.clone();
+        self.state.snapshot = batch.resume_after.snapshot.clone();
     }
 }
 
@@ -142,6 +234,60 @@ impl Drop for CaptureStream {
     fn drop(&mut self) {
         self.reader.abort();
     }
+}
+
+enum Plan {
+    Stream,
+    Snapshot { config: SnapshotConfig, resume: Option<SnapshotProgress>, then_stop: bool },
+}
+
+/// The reader task: the snapshot (if planned), then the binlog from where it is consistent.
+async fn capture(source: SourceOptions, mut reader: BinlogReaderConfig, resume: Position, plan: Plan, tx: mpsc::Sender<Item>) {
+    let mut start = resume;
+    if let Plan::Snapshot { config, resume, then_stop } = plan {
+        match snapshot(&source, config, resume, &tx).await {
+            Ok(Some(stream_from)) if !then_stop => start = stream_from,
+            Ok(_) => return,
+            Err(err) => {
+                let _ = tx.send(Err(err)).await;
+                return;
+            }
+        }
+    }
+    reader.file = start.file.clone();
+    reader.offset = start.offset;
+    read_binlog(source, reader, tx).await;
+}
+
+/// Sends every snapshot event with the state committable after it: within a chunk, the
+/// progress before the chunk; for a chunk's last event, the progress after it (and once the
+/// snapshot is finished, no snapshot at all: streaming takes over). Returns where streaming
+/// starts, or `None` if the receiver is gone.
+async fn snapshot(
+    source: &SourceOptions,
+    config: SnapshotConfig,
+    resume: Option<SnapshotProgress>,
+    tx: &mpsc::Sender<Item>,
+) -> Result<Option<Position>, CaptureError> {
+    let mut snapshot = Snapshot::start(source, config, resume).await?;
+    let stream_from = snapshot.stream_from().clone();
+    tracing::info!(consistent_at = %stream_from, "initial snapshot started");
+    let mut before = snapshot.progress();
+    while let Some(chunk) = snapshot.next_chunk().await? {
+        let after = if snapshot.is_finished() { None } else { Some(snapshot.progress()) };
+        let last = chunk.len().saturating_sub(1);
+        for (i, event) in chunk.into_iter().enumerate() {
+            let progress = if i == last { after.clone() } else { Some(before.clone()) };
+            let committable = Committable { resume: stream_from.clone(), snapshot: progress };
+            if tx.send(Ok((event, committable))).await.is_err() {
+                return Ok(None);
+            }
+        }
+        before = snapshot.progress();
+    }
+    snapshot.close().await?;
+    tracing::info!(stream_from = %stream_from, "initial snapshot complete");
+    Ok(Some(stream_from))
 }
 
 /// Reads the binlog, reconnecting with backoff after a lost connection: the new stream starts
@@ -170,7 +316,7 @@ async fn read_binlog(source: SourceOptions, mut config: BinlogReaderConfig, tx: 
             match next {
                 Ok(Some(event)) => {
                     failures = 0;
-                    if tx.send(Ok((event, resume))).await.is_err() {
+                    if tx.send(Ok((event, Committable { resume, snapshot: None }))).await.is_err() {
                         return;
                     }
                 }

@@ -13,7 +13,7 @@ mod tables;
 
 pub use plan::CapturePlan;
 pub use binlog::{BinlogError, BinlogReader, BinlogReaderConfig};
-pub use capture::{Batch, BatchOptions, CaptureError, CaptureState, CaptureStream, CAPTURE_STATE};
+pub use capture::{Batch, BatchOptions, CaptureError, CaptureState, CaptureStream, Start, CAPTURE_STATE};
 pub use preflight::{preflight, PreflightError, PreflightFailure};
 pub use cdc_config::TableSelector;
 pub use snapshot::{KeyValue, Snapshot, SnapshotConfig, SnapshotError, SnapshotProgress, TableCursor};

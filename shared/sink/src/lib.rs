@@ -41,9 +41,10 @@
 //!
 //! # Replays and dead letters
 //!
-//! An event whose position is at or below the high-water mark of its source is dropped and
-//! counted (a replay by capture or relay). **The mark is per source**: a source's events must
-//! reach the sink in position order, i.e. one source per shard (or shards merged in order).
+//! An event whose position is at or below the high-water mark of its (source, shard) is
+//! dropped and counted (a replay by capture or relay). **The mark is per source and shard**:
+//! a source's events may be spread over several shards (by key hash), but within one shard
+//! they must arrive in position order (see [`replay_mark_key`]).
 //! An event that cannot be converted goes to the dead-letter queue (see [`mod@dlq`]), whose
 //! files follow the same two-phase protocol.
 //!
@@ -60,6 +61,7 @@ pub mod dlq;
 mod error;
 mod io;
 pub mod layout;
+mod marks;
 mod options;
 mod record;
 mod sink;
@@ -67,6 +69,7 @@ mod sink;
 pub use error::SinkError;
 pub use io::RetryPolicy;
 pub use layout::{PathTemplate, DEFAULT_PATH_TEMPLATE};
+pub use marks::replay_mark_key;
 pub use options::{SinkOptions, DEFAULT_DLQ_DIR, INPROGRESS_DIR};
 pub use record::{Record, SinkStats, WriteOutcome};
 pub use sink::{CommitReport, FileSink};

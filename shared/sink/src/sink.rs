@@ -1,13 +1,13 @@
 //! The sink loop: records → buckets → in-progress files → pending files → committed files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use cdc_event::{ChangeEvent, Position, TableId};
+use cdc_event::{ChangeEvent, TableId};
 use cdc_formats::{new_writer, FormatError, FormatWriter, RecordBatchBuilder};
 use cdc_state::{PendingFile, ShardOffsets, SinkState};
 use chrono::{NaiveDate, Timelike};
@@ -16,6 +16,7 @@ use crate::commit::{clear_inprogress, commit_file, CommitOutcome};
 use crate::dlq::{DeadLetter, DlqFile};
 use crate::io::{create_dir_durable, sync_dir, RetryWriter};
 use crate::layout::FileNameParts;
+use crate::marks::ReplayMarks;
 use crate::options::INPROGRESS_DIR;
 use crate::record::{Record, SinkStats, WriteOutcome};
 use crate::{SinkError, SinkOptions};
@@ -128,8 +129,9 @@ pub struct FileSink {
     pending: Vec<PendingFile>,
     /// Next offset per shard of the records consumed so far.
     offsets: HashMap<Arc<str>, u64>,
-    /// Per source, the highest position written (committed or not): the dedupe mark.
-    seen: HashMap<Arc<str>, Position>,
+    /// Per (source, shard), the highest position written (committed or not): the dedupe
+    /// marks (see [`ReplayMarks`]).
+    seen: ReplayMarks,
     committed: SinkState,
     stats: SinkStats,
     recovered: bool,
@@ -168,7 +170,7 @@ impl FileSink {
             dlq: HashMap::new(),
             pending: Vec::new(),
             offsets: HashMap::new(),
-            seen: HashMap::new(),
+            seen: ReplayMarks::default(),
             committed: SinkState::default(),
             stats: SinkStats::default(),
             recovered: false,
@@ -208,7 +210,7 @@ impl FileSink {
         self.dlq.clear();
         self.pending.clear();
         self.offsets.clear();
-        self.seen.clear();
+        self.seen = ReplayMarks::default();
         self.recovered = false;
         self.failed = None;
         let policy = self.files.options.retry;
@@ -219,16 +221,7 @@ impl FileSink {
         for pending in &state.pending {
             self.count_commit(commit_file(&root, &policy, pending)?);
         }
-        for (source, position) in &state.committed_positions {
-            let position: Position =
-                position
-                    .parse()
-                    .map_err(|source_error| SinkError::BadCheckpointPosition {
-                        source_name: source.clone(),
-                        source: source_error,
-                    })?;
-            self.seen.insert(Arc::from(source.as_str()), position);
-        }
+        self.seen = ReplayMarks::from_checkpoint(&state.committed_positions)?;
         for (shard, next) in state.offsets.iter() {
             self.offsets.insert(Arc::from(shard), next);
         }
@@ -280,7 +273,7 @@ impl FileSink {
 
     /// Phase one: closes every open file (writer finished, file fsynced) and returns the
     /// state to save in the checkpoint: all closed files not yet committed (staging key →
-    /// final key), the next bus offset per shard, and per source the highest position written.
+    /// final key), the next bus offset per shard, and per (source, shard) the highest position written.
     pub fn prepare_checkpoint(&mut self) -> Result<SinkState, SinkError> {
         self.check_usable()?;
         let result = self.prepare_inner();
@@ -340,11 +333,12 @@ impl FileSink {
                 self.offsets.insert(shard.clone(), offset.saturating_add(1));
             }
         }
-        if let Some(mark) = self.seen.get(&event.source_name) {
-            if event.position <= *mark {
-                self.stats.duplicates_dropped += 1;
-                return Ok(WriteOutcome::DuplicateDropped);
-            }
+        if self
+            .seen
+            .is_replay(&event.source_name, &shard, &event.position)
+        {
+            self.stats.duplicates_dropped += 1;
+            return Ok(WriteOutcome::DuplicateDropped);
         }
         let outcome = match self.append(&shard, offset, &event)? {
             Ok(()) => {
@@ -359,12 +353,8 @@ impl FileSink {
         };
         // Dead-lettered events count as written too: their DLQ line commits with the same
         // checkpoint, so a replay of them must be dropped as well.
-        match self.seen.get_mut(&event.source_name) {
-            Some(mark) => *mark = event.position,
-            None => {
-                self.seen.insert(event.source_name.clone(), event.position);
-            }
-        }
+        self.seen
+            .advance(&event.source_name, &shard, event.position);
         Ok(outcome)
     }
 
@@ -528,11 +518,7 @@ impl FileSink {
                 .iter()
                 .map(|(shard, next)| (shard.to_string(), *next))
                 .collect(),
-            committed_positions: self
-                .seen
-                .iter()
-                .map(|(source, position)| (source.to_string(), position.to_string()))
-                .collect::<BTreeMap<_, _>>(),
+            committed_positions: self.seen.to_checkpoint(),
         })
     }
 

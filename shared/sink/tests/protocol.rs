@@ -62,7 +62,7 @@ fn committed_files_hold_exactly_the_input_rows_and_in_progress_files_are_invisib
     );
     assert_eq!(state.offsets.get("s0"), Some(24));
     assert_eq!(
-        state.committed_positions.get("src").map(String::as_str),
+        state.committed_positions.get("src@s0").map(String::as_str),
         Some("mysql binlog.000003:244 stream#0")
     );
     assert_eq!(inprogress_files(root).len(), 4);
@@ -393,4 +393,120 @@ fn files_roll_by_size_and_interval() {
     }
     assert_eq!(sink.poll_rolling().expect("poll"), 1);
     assert_eq!(sink.stats().files_closed, 1);
+}
+
+/// One source spread over two shards by key hash: shard `a` gets the odd ids, shard `b` the
+/// even ones, so their positions interleave (a: 10, 30, 50, ...; b: 20, 40, ...). With one
+/// mark per source, the first record of `b` (position 20) would look like a replay of `a`'s
+/// 30 once `a` ran ahead; with the mark per (source, shard) every row lands, and a capture
+/// replay into the same shards is still dropped — also after a restart from the checkpoint.
+#[test]
+fn two_shards_of_one_source_with_interleaved_positions_keep_every_row_and_drop_replays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = &dir.path().join("out");
+    let schema = table("orders", 1, false);
+    let shard_of = |id: i64| if id % 2 == 1 { "a" } else { "b" };
+    let events: Vec<_> = (1..=20)
+        .map(|id| insert(&schema, "src", id, HOUR_06))
+        .collect();
+    // Shard `a` is read well ahead of shard `b`: all of `a` first, then all of `b`.
+    let mut records: Vec<Record> = Vec::new();
+    for shard in ["a", "b"] {
+        let mine = events.iter().filter(|e| {
+            let Value::Int(id) = e.after.as_ref().expect("insert").values[0] else {
+                panic!("id")
+            };
+            shard_of(id) == shard
+        });
+        records.extend(
+            mine.enumerate()
+                .map(|(offset, e)| Record::new(shard, offset as u64, e.clone())),
+        );
+    }
+
+    let mut sink = recovered_sink(root, None);
+    let outcomes: Vec<WriteOutcome> = records
+        .iter()
+        .map(|r| sink.write(r.clone()).expect("write"))
+        .collect();
+    assert!(
+        outcomes.iter().all(|o| *o == WriteOutcome::Appended),
+        "{outcomes:?}"
+    );
+    let state = sink.prepare_checkpoint().expect("prepare");
+    assert_eq!(
+        state
+            .committed_positions
+            .get(&cdc_sink::replay_mark_key("src", "a"))
+            .map(String::as_str),
+        Some("mysql binlog.000003:194 stream#0")
+    );
+    assert_eq!(
+        state
+            .committed_positions
+            .get(&cdc_sink::replay_mark_key("src", "b"))
+            .map(String::as_str),
+        Some("mysql binlog.000003:204 stream#0")
+    );
+    sink.commit(&state).expect("commit");
+    assert_eq!(pyarrow_ids(root, ""), (1..=20).collect::<Vec<_>>());
+
+    // Restart from the checkpoint; capture replays ids 15..=20 into the same shards at new
+    // offsets, then publishes new ids 21..=22: only the new ones are appended.
+    let mut sink = recovered_sink(root, Some(&state));
+    let mut replayed = Vec::new();
+    for (i, id) in (15..=22).enumerate() {
+        let shard = shard_of(id);
+        let record = Record::new(shard, 100 + i as u64, insert(&schema, "src", id, HOUR_06));
+        replayed.push((id, sink.write(record).expect("write")));
+    }
+    for (id, outcome) in &replayed {
+        let want = if *id <= 20 {
+            WriteOutcome::DuplicateDropped
+        } else {
+            WriteOutcome::Appended
+        };
+        assert_eq!(*outcome, want, "id {id}");
+    }
+    let state = sink.prepare_checkpoint().expect("prepare");
+    sink.commit(&state).expect("commit");
+    assert_eq!(pyarrow_ids(root, ""), (1..=22).collect::<Vec<_>>());
+}
+
+/// A checkpoint written before the marks were per shard holds one mark per source (no `@`):
+/// it still drops replays in every shard of that source that has no mark of its own.
+#[test]
+fn a_per_source_mark_from_an_older_checkpoint_still_drops_replays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = &dir.path().join("out");
+    let schema = table("orders", 1, false);
+    let mut old = SinkState::default();
+    old.committed_positions.insert(
+        "src".into(),
+        insert(&schema, "src", 5, HOUR_06).position.to_string(),
+    );
+    let mut sink = recovered_sink(root, Some(&old));
+    let outcome = |sink: &mut FileSink, shard: &str, offset: u64, id: i64| {
+        sink.write(Record::new(
+            shard,
+            offset,
+            insert(&schema, "src", id, HOUR_06),
+        ))
+        .expect("write")
+    };
+    assert_eq!(
+        outcome(&mut sink, "x", 0, 5),
+        WriteOutcome::DuplicateDropped
+    );
+    assert_eq!(
+        outcome(&mut sink, "y", 0, 4),
+        WriteOutcome::DuplicateDropped
+    );
+    assert_eq!(outcome(&mut sink, "x", 1, 6), WriteOutcome::Appended);
+    let state = sink.prepare_checkpoint().expect("prepare");
+    assert!(
+        state.committed_positions.contains_key("src"),
+        "the old mark is kept for shards not seen yet"
+    );
+    assert!(state.committed_positions.contains_key("src@x"));
 }
