@@ -6,40 +6,16 @@
 use std::time::Duration;
 
 use cdc_event::{ColumnType, Event, Op, SqlDate, SqlDateTime, SqlTime, TableSchema, Value};
-use cdc_localdb::{LocalMariaDb, LocalMariaDbOptions};
-use cdc_mysql::{binlog_head, BinlogReader, BinlogReaderConfig, SourceOptions, TableSelector};
+use cdc_mysql::{binlog_head, BinlogReader, BinlogReaderConfig, TableSelector};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as MyValue};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const READER_ID: u32 = 4242;
 
-struct Fixture {
-    _db: LocalMariaDb,
-    opts: SourceOptions,
-    conn: Conn,
-}
+mod common;
 
-/// A server with database `shop`, the `cdc` user allowed to write it, and a connection as
-/// that user in UTC (so TIMESTAMP reads as UTC, like the binlog).
-async fn fixture(extra_args: &[&str]) -> Fixture {
-    let db = LocalMariaDb::start_with(LocalMariaDbOptions {
-        extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    })
-    .expect("start MariaDB");
-    db.execute(&format!("CREATE DATABASE shop; GRANT ALL ON shop.* TO '{}'@'%'", db.user())).expect("grant");
-    let opts = SourceOptions {
-        host: db.host().into(),
-        port: db.port(),
-        user: db.user().into(),
-        password: db.password().into(),
-        schema: "shop".into(),
-    };
-    let mut conn = opts.connect().await.expect("connect");
-    conn.query_drop("SET time_zone = '+00:00', sql_mode = ''").await.expect("session");
-    Fixture { _db: db, opts, conn }
-}
+use common::{fixture, Fixture};
 
 async fn reader_at_head(f: &mut Fixture, tables: &str) -> BinlogReader {
     let head = binlog_head(&mut f.conn, cdc_event::ServerFlavor::MariaDb).await.unwrap().expect("binlog on");

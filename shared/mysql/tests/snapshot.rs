@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cdc_event::{ChangeEvent, Event, Op, Phase, Position, SqlDateTime, TableSchema, Value};
-use cdc_localdb::LocalMariaDb;
 use cdc_mysql::{
     binlog_head, BinlogReader, BinlogReaderConfig, Snapshot, SnapshotConfig, SnapshotProgress, SourceOptions, TableSelector,
 };
@@ -22,27 +21,9 @@ use tokio::sync::watch;
 const DEADLINE: Duration = Duration::from_secs(60);
 const READER_ID: u32 = 4343;
 
-struct Fixture {
-    _db: LocalMariaDb,
-    opts: SourceOptions,
-    conn: Conn,
-}
+mod common;
 
-/// A server with database `shop` writable by the `cdc` user, and a connection as that user.
-async fn fixture() -> Fixture {
-    let db = LocalMariaDb::start().expect("start MariaDB");
-    db.execute(&format!("CREATE DATABASE shop; GRANT ALL ON shop.* TO '{}'@'%'", db.user())).expect("grant");
-    let opts = SourceOptions {
-        host: db.host().into(),
-        port: db.port(),
-        user: db.user().into(),
-        password: db.password().into(),
-        schema: "shop".into(),
-    };
-    let mut conn = opts.connect().await.expect("connect");
-    conn.query_drop("SET time_zone = '+00:00', sql_mode = ''").await.expect("session");
-    Fixture { _db: db, opts, conn }
-}
+use common::fixture;
 
 fn config(tables: &str, chunk_size: usize) -> SnapshotConfig {
     SnapshotConfig::new("test", READER_ID, TableSelector::new("shop", tables, "").unwrap()).with_chunk_size(chunk_size)
@@ -122,7 +103,7 @@ const ORDINARY: &str = "INSERT INTO shop.all_types VALUES (3,
 
 #[tokio::test]
 async fn every_column_type_reads_as_the_binlog_reader_decodes_it() {
-    let mut f = fixture().await;
+    let mut f = fixture(&[]).await;
     f.conn.query_drop(ALL_TYPES).await.expect("create");
     let head = binlog_head(&mut f.conn, cdc_event::ServerFlavor::MariaDb).await.unwrap().expect("binlog on");
     let selector = TableSelector::new("shop", "all_types", "").unwrap();
@@ -362,7 +343,7 @@ async fn stream_until_marker(
 async fn snapshot_then_stream_under_concurrent_writes_equals_the_table() {
     const ROWS: u64 = 100_000;
     const CHUNK: usize = 1_000;
-    let mut f = fixture().await;
+    let mut f = fixture(&[]).await;
     create_seven(&mut f.conn, "big", ROWS).await;
 
     let started = Instant::now();
@@ -421,7 +402,7 @@ async fn snapshot_then_stream_under_concurrent_writes_equals_the_table() {
 async fn a_resumed_snapshot_keeps_its_position_and_converges() {
     const ROWS: u64 = 20_000;
     const CHUNK: usize = 1_000;
-    let mut f = fixture().await;
+    let mut f = fixture(&[]).await;
     create_seven(&mut f.conn, "alpha", 1_500).await;
     create_seven(&mut f.conn, "beta", ROWS).await;
 
@@ -499,7 +480,7 @@ async fn a_resumed_snapshot_keeps_its_position_and_converges() {
 
 #[tokio::test]
 async fn a_table_without_primary_key_is_one_chunk() {
-    let mut f = fixture().await;
+    let mut f = fixture(&[]).await;
     f.conn
         .query_drop(
             "CREATE TABLE shop.nokey (a INT, b VARCHAR(10));
@@ -530,7 +511,7 @@ async fn a_table_without_primary_key_is_one_chunk() {
 
 #[tokio::test]
 async fn composite_keys_of_collated_text_and_decimal_page_exactly() {
-    let mut f = fixture().await;
+    let mut f = fixture(&[]).await;
     // Case-insensitive latin1 text (binary order B < Z < a < c < é, collation order a, B, c, é,
     // Z) and DECIMALs that differ only in their 30th digit: a boundary compared as bytes or as
     // a double would skip or repeat rows.
@@ -558,7 +539,7 @@ async fn composite_keys_of_collated_text_and_decimal_page_exactly() {
 
 #[tokio::test]
 async fn binary_keys_with_bytes_invalid_in_utf8_page_exactly() {
-    let mut f = fixture().await;
+    let mut f = fixture(&[]).await;
     f.conn
         .query_drop(
             "CREATE TABLE shop.bk (k VARBINARY(4) PRIMARY KEY, v INT);
