@@ -134,6 +134,7 @@ pub async fn run(function: Function, restored: Option<CaptureState>, head: Posit
     let resume = state.resume.clone();
     let mut stream = CaptureStream::start(source, reader_config, state, start, BatchOptions::default());
     function.health().set_up("binlog");
+    function.health().set_detail("capture", stream.state().summary());
     tracing::info!(%resume, server_id, "streaming the binlog");
 
     let metrics = function.metrics();
@@ -181,7 +182,7 @@ pub async fn run(function: Function, restored: Option<CaptureState>, head: Posit
                 published_changes += changes;
                 metrics.add_sent("capture", changes);
                 metrics.add_out(changes);
-                function.health().set_detail("position", stream.state().resume.to_string().into());
+                function.health().set_detail("capture", stream.state().summary());
             }
         }
         if checkpointer.is_due() {

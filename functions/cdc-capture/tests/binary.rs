@@ -129,6 +129,8 @@ async fn serves_the_ops_endpoints_and_stops_on_sigterm() {
     assert_eq!(body["checks"]["database"], "UP", "{body}");
     assert_eq!(body["checks"]["binlog"], "UP", "{body}");
     assert_eq!(body["details"]["server"]["flavor"], "mariadb", "{body}");
+    assert_eq!(body["details"]["capture"]["phase"], "streaming", "{body}");
+    assert!(body["details"]["capture"]["position"].as_str().is_some_and(|p| p.contains("binlog.")), "{body}");
     let ready = http.get(format!("{base}/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();

@@ -134,6 +134,7 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
     };
     tracing::info!(start = %state.resume, snapshot_in_progress = state.snapshot.is_some(), server_id, "streaming the binlog");
     let mut stream = CaptureStream::start(source, reader, state, start, BatchOptions::default());
+    function.health().set_detail("capture", stream.state().summary());
 
     let mut summary = RunSummary::default();
     let started = Instant::now();
@@ -180,7 +181,7 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
                 metrics.add_collected("capture", changes);
                 metrics.add_sent("capture", changes);
                 metrics.add_in(changes);
-                function.health().set_detail("position", stream.state().resume.to_string().into());
+                function.health().set_detail("capture", stream.state().summary());
                 drain(&shard, &mut next_offset, &mut sink, &function)?;
             }
             _ = rolling.tick() => {

@@ -39,6 +39,24 @@ impl CaptureState {
     pub fn streaming_from(position: Position) -> Self {
         Self { resume: position, last_published: None, snapshot: None }
     }
+
+    /// What `/health` shows of capture: the resume position, and while snapshotting, the
+    /// tables finished and the table (and last key) being read.
+    pub fn summary(&self) -> serde_json::Value {
+        let snapshot = self.snapshot.as_ref().map(|progress| {
+            serde_json::json!({
+                "eventIndex": progress.position.event_index,
+                "tablesDone": progress.tables_done.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "current": progress.current.as_ref().map(|c| c.table.to_string()),
+            })
+        });
+        serde_json::json!({
+            "phase": if snapshot.is_some() { "snapshot" } else { "streaming" },
+            "position": self.resume.to_string(),
+            "lastPublished": self.last_published.as_ref().map(ToString::to_string),
+            "snapshot": snapshot,
+        })
+    }
 }
 
 /// How capture begins when its state holds no snapshot in progress.
