@@ -28,19 +28,28 @@ enum Command {
     /// Connect, identify the server, run every pre-flight check, list the selected tables and
     /// the binlog head, then exit: 0 when the source is ready for capture, 1 otherwise.
     Check,
+    /// Write the newest checkpoint as a savepoint (default under SAVEPOINT_DIR) and print its
+    /// path, for `run --from-savepoint PATH`.
+    Savepoint(cdc_runtime::SavepointArgs),
 }
+
+/// The checkpoint job name of capture.
+const JOB: &str = "cdc-capture";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run(RunArgs::default()));
-    cdc_runtime::run(cdc_config::Role::CdcCapture, &cli.common, |function| async move {
-        match command {
-            Command::Run(args) => run(function, args).await,
-            Command::Check => check(function).await,
+    let role = cdc_config::Role::CdcCapture;
+    match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::Run(args) => cdc_runtime::run(role, &cli.common, |function| run(function, args)).await,
+        Command::Check => cdc_runtime::run(role, &cli.common, check).await,
+        Command::Savepoint(args) => {
+            cdc_runtime::run_command(role, &cli.common, |config| async move {
+                cdc_runtime::take_savepoint(config, JOB, &args).await
+            })
+            .await
         }
-    })
-    .await
+    }
 }
 
 async fn gather(function: &Function, resume_file: Option<&str>) -> anyhow::Result<CapturePlan> {
@@ -68,7 +77,7 @@ async fn check(function: Function) -> anyhow::Result<()> {
 
 async fn run(function: Function, args: RunArgs) -> anyhow::Result<()> {
     let mut checkpointer =
-        cdc_runtime::Checkpointer::open(function.config(), "cdc-capture", function.context().metrics().clone())?;
+        cdc_runtime::Checkpointer::open(function.config(), JOB, function.context().metrics().clone())?;
     let restored = checkpointer.restore(args.from_savepoint.as_deref()).await?;
     let state: Option<cdc_mysql::CaptureState> = match &restored {
         Some(checkpoint) => checkpoint.state(cdc_mysql::CAPTURE_STATE).context("reading capture state from the checkpoint")?,

@@ -241,3 +241,77 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_are_droppable() {
         changes.len()
     );
 }
+
+/// Runs `cdc-capture` to completion with `args`, returning stdout (asserting success).
+fn run_to_end(db: &LocalMariaDb, dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_cdc-capture"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(db.env_vars())
+        .env("DATABASE_SCHEMA", "shop")
+        .env("DATABASE_SNAPSHOT_MODE", "initial")
+        .env("DATABASE_SERVER_ID", "4243")
+        .env("DATAHUB_ENDPOINT", format!("file://{}", dir.join("events.jsonl").display()))
+        .env("CHECKPOINT_DIR", format!("file://{}", dir.join("checkpoints").display()))
+        .env("SAVEPOINT_DIR", format!("file://{}", dir.join("savepoints").display()))
+        .env("MONITORING_PORT", "0")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_bounded_run_a_savepoint_and_a_run_from_it_capture_everything_once() {
+    let db = LocalMariaDb::start().unwrap();
+    db.execute("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(64), qty BIGINT NOT NULL) DEFAULT CHARSET=utf8mb4")
+        .unwrap();
+    let rows: Vec<String> = (1..=300).map(|i| format!("({i}, 'row {i}', {i})")).collect();
+    db.execute(&format!("INSERT INTO shop.items VALUES {}", rows.join(","))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // A burst that stops by itself after 100 row events, with a final checkpoint.
+    run_to_end(&db, dir.path(), &["run", "--max-events", "100"]);
+    let savepoint = run_to_end(&db, dir.path(), &["savepoint"]);
+    let savepoint = savepoint.trim();
+    assert!(Path::new(savepoint).join("_metadata").is_file(), "savepoint path printed: {savepoint:?}");
+
+    // The checkpoints are gone: only the savepoint knows where capture was.
+    std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+    db.execute("UPDATE shop.items SET qty = -qty WHERE id <= 10; DELETE FROM shop.items WHERE id > 290; INSERT INTO shop.items VALUES (-1, 'marker', 0)")
+        .unwrap();
+    let events = dir.path().join("events.jsonl");
+    let (mut child, rx) = {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-capture"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(db.env_vars())
+            .env("DATABASE_SCHEMA", "shop")
+            .env("DATABASE_SERVER_ID", "4243")
+            .env("DATAHUB_ENDPOINT", format!("file://{}", events.display()))
+            .env("CHECKPOINT_DIR", format!("file://{}", dir.path().join("checkpoints").display()))
+            .env("MONITORING_PORT", "0")
+            .args(["run", "--from-savepoint", savepoint])
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        (child, rx)
+    };
+    let log = wait_for_log(&rx, "resuming from the checkpoint");
+    assert!(log.contains("snapshot_in_progress=true"), "the savepoint was taken mid-snapshot:\n{log}");
+    wait_until("the marker row", || std::fs::read_to_string(&events).unwrap_or_default().contains("\"marker\""));
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+
+    let changes = JsonLinesBus::read_changes(&events).unwrap();
+    let (captured, _) = apply(&changes);
+    assert_eq!(captured, select_all(&db));
+}

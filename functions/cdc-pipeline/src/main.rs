@@ -26,6 +26,9 @@ enum Command {
     /// Start a throwaway MariaDB with a demo schema and workload, run the pipeline over it and
     /// leave Parquet files to query. Needs no configuration.
     Demo(demo::DemoArgs),
+    /// Write the newest checkpoint as a savepoint (default under SAVEPOINT_DIR) and print its
+    /// path, for `run --from-savepoint PATH`.
+    Savepoint(cdc_runtime::SavepointArgs),
 }
 
 #[tokio::main]
@@ -39,6 +42,12 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Savepoint(args) => {
+            cdc_runtime::run_command(cdc_config::Role::CdcPipeline, &cli.common, |config| async move {
+                cdc_runtime::take_savepoint(config, pipeline::JOB, &args).await
+            })
+            .await
+        }
         Command::Run(run) => {
             cdc_runtime::run(cdc_config::Role::CdcPipeline, &cli.common, |function| async move {
                 let options = pipeline::PipelineOptions { run, ..Default::default() };

@@ -22,6 +22,8 @@ use cdc_runtime::{Checkpointer, Function};
 use cdc_sink::{FileSink, Record, SinkOptions};
 use cdc_state::SinkState;
 
+/// The checkpoint job name of the all-in-one pipeline.
+pub const JOB: &str = "cdc-pipeline";
 /// The operator name of the sink's state in a checkpoint (shared with `file-sink`).
 pub const SINK_STATE: &str = "sink";
 /// The embedded log has one shard: one process reads it, and one shard keeps the single
@@ -91,7 +93,7 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
     let limits = &options.run;
     let config = function.config().clone();
     let metrics = function.context().metrics().clone();
-    let mut checkpointer = Checkpointer::open(&config, "cdc-pipeline", metrics.clone())?;
+    let mut checkpointer = Checkpointer::open(&config, JOB, metrics.clone())?;
     let restored = checkpointer.restore(limits.from_savepoint.as_deref()).await?;
     let (capture_state, sink_state): (Option<CaptureState>, Option<SinkState>) = match &restored {
         Some(checkpoint) => (

@@ -161,6 +161,56 @@ where
     }
 }
 
+/// A one-shot command of a function (`savepoint`): the same configuration loading, checks and
+/// exit codes as [`run`], but no ops server (the function it operates on may be running on
+/// this host and own `MONITORING_PORT`) and no signal handling. Errors exit with code 1.
+pub async fn run_command<F, Fut>(role: Role, args: &FunctionArgs, body: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = match Config::from_process_env(role, args.config.clone()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{}: configuration invalid\n{err}", role.binary_name());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let _ = cdc_telemetry::init_logging(&config.logging);
+    match body(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{}: {err:#}", role.binary_name());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Options of the `savepoint` subcommand.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SavepointArgs {
+    /// Where to write the savepoint (default: `SAVEPOINT_DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `savepoint`: copies the newest valid checkpoint of `job` into a savepoint (as Flink's
+/// savepoint of a running job, taken from its latest completed checkpoint; stop the function
+/// with SIGTERM first for a savepoint of its final state) and prints the savepoint's path,
+/// for `run --from-savepoint PATH`.
+pub async fn take_savepoint(config: Config, job: &str, args: &SavepointArgs) -> anyhow::Result<()> {
+    let registry = cdc_telemetry::prometheus::Registry::new();
+    let metrics = std::sync::Arc::new(PipelineMetrics::new(&registry)?);
+    let mut checkpointer = Checkpointer::open(&config, job, metrics)?;
+    let latest = checkpointer
+        .restore(None)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no checkpoint of {job} in {} to take a savepoint from", config.state_backend.checkpoint_dir))?;
+    let path = checkpointer.savepoint(latest, args.dir.as_deref()).await?;
+    println!("{}", path.display());
+    Ok(())
+}
+
 /// Steps 3–5 of [`run`] with a configuration the caller already loaded (the demo builds its
 /// own): logging, ops server, the body until it returns or a signal stops it. Returns the
 /// body's result.
