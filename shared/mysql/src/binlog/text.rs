@@ -31,6 +31,9 @@ impl TextEncoding {
     pub(crate) fn decode(self, bytes: Vec<u8>) -> Option<String> {
         match self {
             Self::Utf8 => String::from_utf8(bytes).ok(),
+            // ASCII is the same in latin1 and UTF-8: reuse the buffer instead of building the
+            // string a character at a time (the common case, and most of the decode cost).
+            Self::Latin1 if bytes.is_ascii() => String::from_utf8(bytes).ok(),
             Self::Latin1 => Some(bytes.iter().map(|&b| cp1252(b)).collect()),
             Self::Binary => None,
         }
@@ -61,6 +64,13 @@ mod tests {
     fn latin1_is_windows_1252() {
         let text = TextEncoding::Latin1.decode(vec![b'a', 0xE9, 0x80, 0x81, 0xFF]).unwrap();
         assert_eq!(text, "a\u{e9}\u{20ac}\u{81}\u{ff}");
+    }
+
+    #[test]
+    fn ascii_latin1_takes_the_fast_path_with_the_same_result() {
+        let ascii = b"plain ascii 123 ~".to_vec();
+        let expected: String = ascii.iter().map(|&b| cp1252(b)).collect();
+        assert_eq!(TextEncoding::Latin1.decode(ascii).as_deref(), Some(expected.as_str()));
     }
 
     #[test]
