@@ -127,10 +127,8 @@ pub async fn run(function: Function, restored: Option<CaptureState>, head: Posit
     let reader_config = BinlogReaderConfig::new(server_id, source_name(&config), selector, head.file.clone(), head.offset)
         .with_heartbeat(HEARTBEAT);
     let mut bus = Bus::open(&config)?;
-    let (state, start) = match restored {
-        Some(state) => (state, Start::Stream),
-        None => (CaptureState::streaming_from(head), Start::for_database(&config.database, &reader_config)),
-    };
+    let start = Start::for_state(&config.database, &reader_config, restored.as_ref());
+    let state = restored.unwrap_or_else(|| CaptureState::streaming_from(head));
     let resume = state.resume.clone();
     let mut stream = CaptureStream::start(source, reader_config, state, start, BatchOptions::default());
     function.health().set_up("binlog");

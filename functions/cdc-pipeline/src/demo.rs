@@ -51,6 +51,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         user: db.user().to_owned(),
         password: db.password().to_owned(),
         schema: "shop".to_owned(),
+        tls: Default::default(),
     };
     db.execute(DEMO_SCHEMA).context("creating the demo schema")?;
     let mut conn = source.connect().await?;

@@ -130,9 +130,11 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
     // Restored state wins; a first start begins where the caller says (the demo), or as
     // `database.snapshotMode` says.
     let (state, start) = match (capture_state, &options.start) {
-        (Some(state), _) => (state, Start::Stream),
         (None, Some(position)) => (CaptureState::streaming_from(position.clone()), Start::Stream),
-        (None, None) => (CaptureState::streaming_from(head), Start::for_database(&config.database, &reader)),
+        (restored, _) => {
+            let start = Start::for_state(&config.database, &reader, restored.as_ref());
+            (restored.unwrap_or_else(|| CaptureState::streaming_from(head)), start)
+        }
     };
     tracing::info!(start = %state.resume, snapshot_in_progress = state.snapshot.is_some(), server_id, "streaming the binlog");
     let mut stream = CaptureStream::start(source, reader, state, start, BatchOptions::default());

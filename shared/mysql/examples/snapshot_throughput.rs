@@ -29,6 +29,7 @@ async fn main() -> Result<(), AnyError> {
         user: db.user().into(),
         password: db.password().into(),
         schema: "bench".into(),
+        tls: Default::default(),
     };
     let mut conn = opts.connect().await?;
     let fill = Instant::now();

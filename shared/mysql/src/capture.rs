@@ -70,6 +70,24 @@ pub enum Start {
 }
 
 impl Start {
+    /// How to start given the restored state (`None` on a first start): a first start does what
+    /// `database.snapshotMode` asks; a restart resumes a snapshot in progress (with the
+    /// configured chunk size) or streams.
+    pub fn for_state(database: &cdc_config::DatabaseConfig, reader: &BinlogReaderConfig, restored: Option<&CaptureState>) -> Self {
+        match restored {
+            None => Self::for_database(database, reader),
+            Some(state) if state.snapshot.is_none() => Start::Stream,
+            Some(_) => match Self::for_database(database, reader) {
+                Start::Stream => Start::Snapshot {
+                    config: SnapshotConfig::new(reader.source_name.clone(), reader.server_id, reader.selector.clone())
+                        .with_chunk_size(database.snapshot_chunk_size),
+                    then_stop: false,
+                },
+                snapshot => snapshot,
+            },
+        }
+    }
+
     /// What `database.snapshotMode` (and `snapshotChunkSize`) ask of a first start.
     pub fn for_database(database: &cdc_config::DatabaseConfig, reader: &BinlogReaderConfig) -> Self {
         use cdc_config::SnapshotMode;
@@ -167,12 +185,20 @@ impl CaptureStream {
         // rows may have come and gone: the same event index can now belong to another row.
         // Replays are dropped by position downstream, so the resumed snapshot must not reuse
         // an index that may already be published. The caller checkpoints after every snapshot
-        // batch (see `Batch::is_snapshot`), so at most one batch (`max_events`) can be on the bus
-        // beyond the checkpoint: skipping that many indexes makes every re-read row new.
+        // batch (see `Batch::is_snapshot`), recording the last published position; beyond it at
+        // most one more batch (`max_events`) can be on the bus. Starting after both makes every
+        // re-read row new. (The committed progress alone is not enough: a batch may end inside a
+        // chunk, whose events are published but not yet committable.)
         let mut state = state;
+        let published = state.last_published.clone();
         if let Some(progress) = state.snapshot.as_mut() {
             let gap = u32::try_from(options.max_events).unwrap_or(u32::MAX);
-            progress.position.event_index = progress.position.event_index.saturating_add(gap);
+            let published_index = published
+                .filter(|p| {
+                    p.phase == cdc_event::Phase::Snapshot && p.file == progress.position.file && p.offset == progress.position.offset
+                })
+                .map_or(0, |p| p.event_index);
+            progress.position.event_index = progress.position.event_index.max(published_index).saturating_add(gap);
         }
         let plan = match (&state.snapshot, start) {
             (Some(progress), Start::Snapshot { config, then_stop }) => Plan::Snapshot { config, resume: Some(progress.clone()), then_stop },

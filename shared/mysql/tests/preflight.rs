@@ -22,6 +22,7 @@ fn options(db: &LocalMariaDb, user: &str, password: &str) -> SourceOptions {
         user: user.into(),
         password: password.into(),
         schema: "shop".into(),
+        tls: Default::default(),
     }
 }
 

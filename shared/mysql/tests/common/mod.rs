@@ -28,6 +28,7 @@ pub async fn fixture(extra_args: &[&str]) -> Fixture {
         user: db.user().into(),
         password: db.password().into(),
         schema: "shop".into(),
+        tls: Default::default(),
     };
     let mut conn = opts.connect().await.expect("connect");
     conn.query_drop("SET time_zone = '+00:00', sql_mode = ''").await.expect("session");
