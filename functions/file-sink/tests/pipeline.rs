@@ -257,10 +257,12 @@ fn capture_datahub_local_file_sink_is_exact_across_sink_sigkills() {
     let mut next_id = 1i64;
     let mut committed_before_kill = Vec::new();
     for round in 0..rounds {
+        // Counted before the round's workload: the sink may commit some of it before the wait
+        // starts, and a count taken after that would wait for rows that never come.
+        let before = committed_rows(&out).len();
         run_workload(&db, &mut rng, &mut next_id, 40);
         // Kill once this round's rows started reaching committed files: mid-stream, with
         // rows of the round still being read, written and checkpointed.
-        let before = committed_rows(&out).len();
         wait_until(&format!("round {round}: new committed rows"), || committed_rows(&out).len() > before);
         run_workload(&db, &mut rng, &mut next_id, 20);
         committed_before_kill.push(committed_rows(&out).len());
