@@ -218,3 +218,23 @@ fn malformed_text_is_rejected_with_the_failing_part() {
         assert!(matches, "{text:?}: expected {part}, got {error}");
     }
 }
+
+#[test]
+fn schema_versions_are_stable_fingerprints_of_columns_and_key() {
+    use cdc_event::{ColumnDef, ColumnType, TableSchema};
+    let columns = |names: &[&str]| -> Vec<ColumnDef> {
+        names.iter().map(|n| ColumnDef::new(*n, ColumnType::Int { unsigned: false }, true)).collect()
+    };
+    let key = vec!["id".to_string()];
+    let v1 = TableSchema::fingerprint(&columns(&["id", "a"]), &key);
+    // Same input, same version: across calls, processes and restarts (no random state).
+    assert_eq!(v1, TableSchema::fingerprint(&columns(&["id", "a"]), &key));
+    assert!(v1 < 1 << 63);
+    assert_ne!(v1, TableSchema::fingerprint(&columns(&["id", "a", "b"]), &key));
+    assert_ne!(v1, TableSchema::fingerprint(&columns(&["id", "b"]), &key));
+    assert_ne!(v1, TableSchema::fingerprint(&columns(&["id", "a"]), &["a".to_string()]));
+    assert_ne!(TableSchema::fingerprint(&columns(&["ab", "c"]), &key), TableSchema::fingerprint(&columns(&["a", "bc"]), &key));
+    let mut not_null = columns(&["id", "a"]);
+    not_null[1].nullable = false;
+    assert_ne!(v1, TableSchema::fingerprint(&not_null, &key));
+}

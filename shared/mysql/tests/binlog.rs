@@ -348,9 +348,16 @@ async fn ddl_mid_stream_changes_the_column_set_between_schema_change_events() {
         }
         _ => unreachable!(),
     };
-    assert_eq!(names(&events[0]), (vec!["id".to_string(), "a".into()], 1));
-    assert_eq!(names(&events[2]), (vec!["id".to_string(), "a".into(), "b".into()], 2));
-    assert_eq!(names(&events[4]), (vec!["id".to_string(), "b".into()], 3));
+    let (first, second, third) = (names(&events[0]), names(&events[2]), names(&events[4]));
+    assert_eq!(first.0, ["id", "a"]);
+    assert_eq!(second.0, ["id", "a", "b"]);
+    assert_eq!(third.0, ["id", "b"]);
+    // Each column set has its own version, the fingerprint of its columns and key.
+    assert!(first.1 != second.1 && second.1 != third.1 && first.1 != third.1);
+    for event in [&events[0], &events[2], &events[4]] {
+        let Event::Change(c) = event else { unreachable!() };
+        assert_eq!(c.schema.version, TableSchema::fingerprint(&c.schema.columns, &c.schema.primary_key));
+    }
     match &events[1] {
         Event::SchemaChange(s) => {
             assert_eq!(s.table.as_ref().unwrap().to_string(), "shop.evolve");

@@ -442,14 +442,14 @@ impl FileSink {
         Ok(Ok(()))
     }
 
-    /// A new schema version of a table closes the files of its older versions in the same
-    /// shard: the old version gets no more rows, and its file should not wait for the
-    /// rolling interval.
+    /// A new schema version of a table closes the files of its other versions in the same
+    /// shard: they get no more rows, and their files should not wait for the rolling interval.
+    /// (Versions are fingerprints, not counters: any other version is an older one.)
     fn roll_older_versions(&mut self, key: &BucketKey) -> Result<(), SinkError> {
         let older: Vec<BucketKey> = self
             .buckets
             .keys()
-            .filter(|k| k.shard == key.shard && k.table == key.table && k.version < key.version)
+            .filter(|k| k.shard == key.shard && k.table == key.table && k.version != key.version)
             .cloned()
             .collect();
         for old in older {

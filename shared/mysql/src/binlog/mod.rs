@@ -456,10 +456,10 @@ impl BinlogReader {
         })?;
         let schema = match self.schemas.get(table) {
             Some(last) if last.columns == layout.columns && last.primary_key == layout.primary_key => last.clone(),
-            last => {
+            _ => {
                 let schema = Arc::new(TableSchema {
                     table: table.clone(),
-                    version: last.map_or(1, |s| s.version + 1),
+                    version: TableSchema::fingerprint(&layout.columns, &layout.primary_key),
                     columns: layout.columns,
                     primary_key: layout.primary_key,
                 });

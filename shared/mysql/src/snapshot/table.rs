@@ -23,12 +23,6 @@ use crate::binlog::schema::{self, CatalogueColumn, Collations};
 use crate::binlog::text::TextEncoding;
 use crate::binlog::values;
 
-/// The schema version of a table the first time a source sees it. The binlog reader numbers
-/// the schemas it builds from 1 per reader (`BinlogReader::decoder`); a reader started at the
-/// snapshot's position builds version 1 for the same column list, so snapshot rows and the
-/// first streamed rows share one schema.
-pub(crate) const FIRST_SCHEMA_VERSION: u64 = 1;
-
 /// One primary-key column of the keyset pagination.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct KeyColumn {
@@ -163,7 +157,8 @@ fn build_plan(
             }
         })?);
     }
-    let schema = Arc::new(TableSchema { table: table.clone(), version: FIRST_SCHEMA_VERSION, columns, primary_key });
+    let version = TableSchema::fingerprint(&columns, &primary_key);
+    let schema = Arc::new(TableSchema { table: table.clone(), version, columns, primary_key });
     let (first_sql, next_sql, next_params) = chunk_sql(table, &schema, &key, chunk_size);
     Ok(TablePlan { schema, encodings, key, first_sql, next_sql, next_params })
 }
