@@ -21,19 +21,6 @@ pub struct RunLimits {
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// The replica `server_id` capture uses when `DATABASE_SERVER_ID` is unset: stable for a host
-/// (so restarts reuse it) and within Debezium's customary 5400–6399 range.
-fn default_server_id() -> u32 {
-    let host = std::env::var("HOSTNAME").unwrap_or_default();
-    let hash = host.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    5400 + hash % 1000
-}
-
-/// The logical name of the source, stamped on every event: positions are ordered per source.
-pub fn source_name(config: &Config) -> String {
-    format!("{}:{}", config.database.host, config.database.port)
-}
-
 enum Bus {
     File(JsonLinesBus),
     /// DataHub or datahub-local. Connected at the first publish (`open` is synchronous); the
@@ -123,17 +110,17 @@ pub async fn run(function: Function, restored: Option<CaptureState>, head: Posit
     let config = function.config().clone();
     let source = SourceOptions::from_config(&config.database)?;
     let selector: TableSelector = config.database.tables.clone();
-    let server_id = config.database.server_id.unwrap_or_else(default_server_id);
-    let reader_config = BinlogReaderConfig::new(server_id, source_name(&config), selector, head.file.clone(), head.offset)
+    let reader_config = BinlogReaderConfig::for_source(&source, &config.database, selector, &head)
         .with_heartbeat(HEARTBEAT);
     let mut bus = Bus::open(&config)?;
+    let reader_server_id = reader_config.server_id;
     let start = Start::for_state(&config.database, &reader_config, restored.as_ref());
     let state = restored.unwrap_or_else(|| CaptureState::streaming_from(head));
     let resume = state.resume.clone();
     let mut stream = CaptureStream::start(source, reader_config, state, start, BatchOptions::default());
     function.health().set_up("binlog");
     function.health().set_detail("capture", stream.state().summary());
-    tracing::info!(%resume, server_id, "streaming the binlog");
+    tracing::info!(%resume, server_id = reader_server_id, "streaming the binlog");
 
     let metrics = function.metrics();
     let started = Instant::now();

@@ -116,17 +116,11 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
     let plan = CapturePlan::gather(&source, &config.database.tables, resume_file.as_deref()).await?;
     tracing::info!("capture plan:\n{plan}");
     plan.preflight.clone().context("the source is not ready for capture")?;
-    let server_id = config.database.server_id.unwrap_or(5400 + std::process::id() % 1000);
     let head = plan.head.as_ref().context("the server reports no binlog position")?;
     let head = Position::stream(plan.server.flavor, head.file.clone(), head.position);
-    let reader = BinlogReaderConfig::new(
-        server_id,
-        format!("{}:{}", config.database.host, config.database.port),
-        config.database.tables.clone(),
-        head.file.clone(),
-        head.offset,
-    )
-    .with_heartbeat(HEARTBEAT);
+    let reader = BinlogReaderConfig::for_source(&source, &config.database, config.database.tables.clone(), &head)
+        .with_heartbeat(HEARTBEAT);
+    let server_id = reader.server_id;
     // Restored state wins; a first start begins where the caller says (the demo), or as
     // `database.snapshotMode` says.
     let (state, start) = match (capture_state, &options.start) {

@@ -87,6 +87,23 @@ impl BinlogReaderConfig {
         Self { server_id, source_name: source_name.into(), selector, file: file.into(), offset, heartbeat: None }
     }
 
+    /// The reader a capture of `source` uses, starting at `start`: `database.serverId` or a
+    /// default stable per host (Debezium's customary 5400–6399 range, so restarts reuse it),
+    /// and the source's `host:port` as the source name that positions are ordered under.
+    pub fn for_source(
+        source: &SourceOptions,
+        database: &cdc_config::DatabaseConfig,
+        selector: TableSelector,
+        start: &Position,
+    ) -> Self {
+        let server_id = database.server_id.unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_default();
+            let hash = host.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            5400 + hash % 1000
+        });
+        Self::new(server_id, source.address(), selector, start.file.clone(), start.offset)
+    }
+
     pub fn with_heartbeat(mut self, period: Duration) -> Self {
         self.heartbeat = Some(period);
         self
