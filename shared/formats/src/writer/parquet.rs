@@ -231,7 +231,15 @@ impl<W: Write + Send> FormatWriter for ParquetWriter<W> {
     }
 
     fn finish(self: Box<Self>) -> Result<WriteStats, FormatError> {
-        let (_, stats) = (*self).finish_into_inner()?;
+        let table = self.table.clone();
+        let (mut sink, stats) = (*self).finish_into_inner()?;
+        // The sink may buffer (the file sink's BufWriter): flush it here, or a failed write
+        // (disk full) would only happen in its Drop, which ignores the error.
+        sink.flush().map_err(|source| FormatError::Io {
+            format: FORMAT,
+            table,
+            source,
+        })?;
         Ok(stats)
     }
 }
