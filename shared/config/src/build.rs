@@ -260,15 +260,16 @@ fn database(cx: &mut Ctx<'_>, role: Role, report_missing: bool) -> DatabaseConfi
         cx.missing(&s::DATABASE_PASSWORD, format!("required by {role}, which connects to the database"));
     }
     let schema = cx.text(&s::DATABASE_SCHEMA).unwrap_or_default();
-    let include = cx.list(&s::DATABASE_TABLES).unwrap_or_default();
-    if cx.list(&s::DATABASE_TABLES).is_some_and(|list| list.is_empty()) {
+    let include = cx.list(&s::DATABASE_TABLES);
+    if include.as_ref().is_some_and(|list| list.is_empty()) {
         cx.reject(&s::DATABASE_TABLES, "expected `*` or at least one table name or pattern");
     }
+    let include = include.unwrap_or_default();
     let exclude = cx.list(&s::DATABASE_EXCLUDE_TABLES).unwrap_or_default();
     let tables = match crate::TableSelector::from_lists(&schema, &include, &exclude) {
         Ok(selector) => selector,
         Err(err) => {
-            let setting = if include.iter().any(|p| *p == err.pattern) { &s::DATABASE_TABLES } else { &s::DATABASE_EXCLUDE_TABLES };
+            let setting = if include.contains(&err.pattern) { &s::DATABASE_TABLES } else { &s::DATABASE_EXCLUDE_TABLES };
             cx.reject(setting, &err.to_string());
             crate::TableSelector::all(&schema)
         }
