@@ -11,6 +11,13 @@
 //!    ahead of committed files; a crash anywhere re-reads from the checkpoint, and the sink
 //!    drops what it already wrote by shard offset and by (source, shard) position.
 //!
+//! `file-sink replay` (with the sink stopped: it recovers the same output directory and
+//! writes the same checkpoints) re-injects the committed dead letters under
+//! `{OUTPUT_PATH}/dlq/` as rows, exactly once, and prints how many were replayed (see
+//! `cdc_sink::replay`): recover → replay → checkpoint → commit → move the replayed files to
+//! `dlq/replayed/`. Fix the cause (configuration, schema, code) first; a record that fails
+//! again goes back to the DLQ.
+//!
 //! Records that are not row changes (`cdc.event=schema_change`) are skipped. A payload that is
 //! not a Debezium envelope cannot be given to the sink (whose dead-letter queue takes change
 //! events); it is counted as failed and logged with its shard and sequence.
@@ -26,7 +33,7 @@ use cdc_runtime::{Checkpointer, Function, FunctionArgs};
 use cdc_sink::{FileSink, Record, SinkOptions, WriteOutcome};
 use cdc_state::SinkState;
 use cdc_telemetry::Status;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Writes the change events of a DataHub topic as files, exactly once.
 #[derive(Debug, Parser)]
@@ -34,6 +41,17 @@ use clap::Parser;
 struct Cli {
     #[command(flatten)]
     common: FunctionArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sink (the default).
+    Run,
+    /// Write the committed dead letters under OUTPUT_PATH/dlq back as rows, exactly once, and
+    /// print how many were replayed. Stop the running sink first.
+    Replay,
 }
 
 /// Checkpoint job name and the operator name of the sink's state in it.
@@ -50,7 +68,50 @@ const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cdc_runtime::run(cdc_config::Role::FileSink, &cli.common, run).await
+    let role = cdc_config::Role::FileSink;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => cdc_runtime::run(role, &cli.common, run).await,
+        Command::Replay => cdc_runtime::run_command(role, &cli.common, replay).await,
+    }
+}
+
+/// `replay`: the dead letters back through the sink, with its checkpoint protocol.
+async fn replay(config: cdc_config::Config) -> anyhow::Result<()> {
+    let registry = cdc_telemetry::prometheus::Registry::new();
+    let metrics = Arc::new(cdc_telemetry::PipelineMetrics::new(&registry)?);
+    let mut checkpointer = Checkpointer::open(&config, JOB, metrics)?;
+    let restored = checkpointer.restore(None).await?;
+    let last: Option<SinkState> = match &restored {
+        Some(checkpoint) => checkpoint.state(STATE_NAME).context("reading the sink state from the checkpoint")?,
+        None => None,
+    };
+    let options = SinkOptions::from_output(&config.output).context("output settings")?;
+    let mut sink = FileSink::new(options);
+    tokio::task::block_in_place(|| sink.recover(last.as_ref())).context("recovering the file sink")?;
+    let report = tokio::task::block_in_place(|| sink.replay_dead_letters(|letter| letter.as_recorded()))
+        .context("replaying the dead-letter queue")?;
+    let state = tokio::task::block_in_place(|| sink.prepare_checkpoint()).context("closing files for a checkpoint")?;
+    let mut checkpoint = checkpointer.new_checkpoint();
+    checkpoint.put_state(STATE_NAME, &state).context("encoding the sink state")?;
+    checkpointer.checkpoint(checkpoint).await.context("saving the replay checkpoint (nothing committed; run replay again)")?;
+    tokio::task::block_in_place(|| sink.commit(&state)).context("committing the replayed files")?;
+    let moved = tokio::task::block_in_place(|| sink.finish_replay()).context("moving the replayed dead-letter files")?;
+    for (line, reason) in &report.skipped {
+        eprintln!("not replayed: {line}: {reason}");
+    }
+    println!(
+        "replayed {} of {} dead-letter record(s) from {} file(s); {} failed again (back in the DLQ), {} already replayed, {} not replayable; {} file(s) moved to {}/{}",
+        report.replayed,
+        report.lines,
+        report.files.len(),
+        report.dead_lettered_again,
+        report.already_replayed,
+        report.skipped.len(),
+        moved.len(),
+        sink.options().dlq_dir(),
+        cdc_sink::REPLAYED_DIR,
+    );
+    Ok(())
 }
 
 fn build_client(url: &str, config: &cdc_config::DatahubConfig, max_retries: u32, timeout: Duration) -> anyhow::Result<DatahubClient> {

@@ -46,7 +46,9 @@
 //! a source's events may be spread over several shards (by key hash), but within one shard
 //! they must arrive in position order (see [`replay_mark_key`]).
 //! An event that cannot be converted goes to the dead-letter queue (see [`mod@dlq`]), whose
-//! files follow the same two-phase protocol.
+//! files follow the same two-phase protocol. Once the cause is fixed,
+//! [`FileSink::replay_dead_letters`] writes them back as rows, exactly once (see
+//! [`mod@replay`]).
 //!
 //! # Errors
 //!
@@ -64,6 +66,7 @@ pub mod layout;
 mod marks;
 mod options;
 mod record;
+pub mod replay;
 mod sink;
 
 pub use error::SinkError;
@@ -72,4 +75,7 @@ pub use layout::{PathTemplate, DEFAULT_PATH_TEMPLATE};
 pub use marks::replay_mark_key;
 pub use options::{SinkOptions, DEFAULT_DLQ_DIR, INPROGRESS_DIR};
 pub use record::{Record, SinkStats, WriteOutcome};
+pub use replay::{
+    read_dead_letters, DeadLetterRecord, ReplayReport, REPLAYED_DIR, REPLAYING_DIR, REPLAY_SHARD,
+};
 pub use sink::{CommitReport, FileSink};

@@ -19,6 +19,7 @@ use crate::layout::FileNameParts;
 use crate::marks::ReplayMarks;
 use crate::options::INPROGRESS_DIR;
 use crate::record::{Record, SinkStats, WriteOutcome};
+use crate::replay::REPLAY_SHARD;
 use crate::{SinkError, SinkOptions};
 
 /// Bytes buffered between the format writer and the file.
@@ -289,6 +290,26 @@ impl FileSink {
         self.note_failure(result)
     }
 
+    /// [`check_usable`](Self::check_usable) for the replay module.
+    pub(crate) fn write_checks(&self) -> Result<(), SinkError> {
+        self.check_usable()
+    }
+
+    /// The next offset of `shard` consumed so far (written or not yet committed).
+    pub(crate) fn next_offset(&self, shard: &str) -> Option<u64> {
+        self.offsets.get(shard).copied()
+    }
+
+    /// Marks the offsets of `shard` below `next` as consumed (a gap the bus skipped).
+    pub(crate) fn skip_to(&mut self, shard: &str, next: u64) {
+        match self.offsets.get_mut(shard) {
+            Some(current) => *current = (*current).max(next),
+            None => {
+                self.offsets.insert(Arc::from(shard), next);
+            }
+        }
+    }
+
     fn check_usable(&self) -> Result<(), SinkError> {
         if let Some(first_error) = &self.failed {
             return Err(SinkError::Failed {
@@ -333,9 +354,13 @@ impl FileSink {
                 self.offsets.insert(shard.clone(), offset.saturating_add(1));
             }
         }
-        if self
-            .seen
-            .is_replay(&event.source_name, &shard, &event.position)
+        // Replayed dead letters interleave in position (see `crate::replay`): their shard is
+        // deduplicated by offset only, and has no position mark.
+        let marked = &*shard != REPLAY_SHARD;
+        if marked
+            && self
+                .seen
+                .is_replay(&event.source_name, &shard, &event.position)
         {
             self.stats.duplicates_dropped += 1;
             return Ok(WriteOutcome::DuplicateDropped);
@@ -353,8 +378,10 @@ impl FileSink {
         };
         // Dead-lettered events count as written too: their DLQ line commits with the same
         // checkpoint, so a replay of them must be dropped as well.
-        self.seen
-            .advance(&event.source_name, &shard, event.position);
+        if marked {
+            self.seen
+                .advance(&event.source_name, &shard, event.position);
+        }
         Ok(outcome)
     }
 
