@@ -1,11 +1,11 @@
 //! The `cdc-capture` binary as an operator runs it: configured by the guide's environment
 //! variables, validating its whole configuration, serving the ops endpoints over real HTTP.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use cdc_localdb::process::Process;
 use cdc_localdb::LocalMariaDb;
 
 fn capture() -> Command {
@@ -92,32 +92,18 @@ async fn serves_the_ops_endpoints_and_stops_on_sigterm() {
     db.execute("CREATE DATABASE shop; CREATE TABLE shop.orders (id BIGINT PRIMARY KEY)").unwrap();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = capture()
+    let mut command = capture();
+    command
         .envs(db.env_vars())
         .env("DATABASE_SCHEMA", "shop")
         .env("DATABASE_SNAPSHOT_MODE", "never")
         .env("DATAHUB_ENDPOINT", format!("file://{}", dir.path().join("events.jsonl").display()))
         .env("CHECKPOINT_DIR", format!("file://{}", dir.path().join("checkpoints").display()))
         .env("MONITORING_PORT", port.to_string())
-        .env("LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the log line that says the ops server is up (a condition, not a sleep).
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut log = String::new();
-    while !log.contains("streaming the binlog") {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("capture start-up log");
-        log.push_str(&line);
-        log.push('\n');
-    }
+        .env("LOG_FORMAT", "json");
+    let mut child = Process::spawn("cdc-capture", &mut command).unwrap();
+    // Wait for the log line that says capture is streaming (a condition, not a sleep).
+    let log = child.wait_for_log("streaming the binlog", Duration::from_secs(60)).unwrap();
     assert!(log.contains("Configuration validation passed"), "{log}");
 
     let base = format!("http://127.0.0.1:{port}");
@@ -144,9 +130,7 @@ async fn serves_the_ops_endpoints_and_stops_on_sigterm() {
     let ready = http.get(format!("{base}/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 
-    let kill = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
-    assert!(kill.success());
     // Capture keeps retrying the lost binlog connection and still stops cleanly on SIGTERM.
-    let status = child.wait().unwrap();
-    assert!(status.success(), "graceful stop should exit 0, got {status}");
+    let (status, log) = child.terminate().unwrap();
+    assert!(status.success(), "graceful stop should exit 0, got {status}:\n{log}");
 }

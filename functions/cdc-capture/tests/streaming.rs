@@ -6,22 +6,23 @@
 //! `CDC_CAPTURE_KILL_ROUNDS` (default 20) sets how many kills.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cdc_bus::JsonLinesBus;
 use cdc_event::{ChangeEvent, Op, Position, Value};
 use cdc_localdb::workload::SplitMix64;
+use cdc_localdb::process::Process;
 use cdc_localdb::LocalMariaDb;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn start_capture(db: &LocalMariaDb, dir: &Path, extra: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cdc-capture"))
+fn start_capture(db: &LocalMariaDb, dir: &Path, extra: &[&str]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-capture"));
+    command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(db.env_vars())
@@ -35,34 +36,13 @@ fn start_capture(db: &LocalMariaDb, dir: &Path, extra: &[&str]) -> (Child, std::
         .env("CHECKPOINT_MIN_PAUSE", "0")
         .env("MONITORING_PORT", "0")
         .env("LOG_LEVEL", "info")
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Keep draining after the receiver is gone: a closed pipe would fail the child's writes.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+        .args(extra);
+    Process::spawn("cdc-capture", &mut command).unwrap()
 }
 
-/// Waits for a log line containing `needle`, returning everything read.
-fn wait_for_log(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    let mut log = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no log line with {needle:?}; got:\n{log}"));
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains(needle) {
-            return log;
-        }
+fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    if let Err(err) = cdc_localdb::process::wait_until(what, DEADLINE, condition) {
+        panic!("{err}");
     }
 }
 
@@ -70,19 +50,7 @@ fn line_count(path: &Path) -> usize {
     std::fs::read(path).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
 }
 
-/// Polls `condition` every 20 ms until it holds, failing after the deadline.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
-}
 
-fn kill(child: &mut Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
 
 /// Applies events in order, dropping replays (position ≤ the highest seen), and checks that
 /// every replayed stream event is an exact copy of the event first published at that
@@ -155,8 +123,8 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_are_droppable() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
 
-    let (mut child, mut rx) = start_capture(&db, dir.path(), &[]);
-    wait_for_log(&rx, "initial snapshot started");
+    let mut child = start_capture(&db, dir.path(), &[]);
+    child.wait_for_log("initial snapshot started", DEADLINE).unwrap();
 
     // A continuous workload: small transactions of inserts, updates and deletes.
     let stop = Arc::new(AtomicBool::new(false));
@@ -210,11 +178,9 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_are_droppable() {
         let before = line_count(&events);
         let wanted = before + 1 + rng.below(600) as usize;
         wait_until(&format!("round {round}: {wanted} lines"), || line_count(&events) >= wanted);
-        kill(&mut child);
-        let (next, next_rx) = start_capture(&db, dir.path(), &[]);
-        child = next;
-        rx = next_rx;
-        let log = wait_for_log(&rx, "streaming the binlog");
+        child.kill();
+        child = start_capture(&db, dir.path(), &[]);
+        let log = child.wait_for_log("streaming the binlog", DEADLINE).unwrap();
         snapshot_restarts += usize::from(log.contains("snapshot_in_progress=true"));
     }
     stop.store(true, Ordering::Relaxed);
@@ -224,11 +190,8 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_are_droppable() {
     // A final marker; once it is published everything before it is too.
     db.execute("INSERT INTO shop.items VALUES (-1, 'marker', 0)").unwrap();
     wait_until("the marker row", || std::fs::read_to_string(&events).unwrap_or_default().contains("\"marker\""));
-    let term = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
-    assert!(term.success());
-    let status = child.wait().unwrap();
-    let log: Vec<String> = rx.try_iter().collect();
-    assert!(status.success(), "a graceful stop exits 0, got {status}:\n{}", log.join("\n"));
+    let (status, log) = child.terminate().unwrap();
+    assert!(status.success(), "a graceful stop exits 0, got {status}:\n{log}");
 
     let changes = JsonLinesBus::read_changes(&events).unwrap();
     let (captured, replays) = apply(&changes);
@@ -282,34 +245,23 @@ fn a_bounded_run_a_savepoint_and_a_run_from_it_capture_everything_once() {
     db.execute("UPDATE shop.items SET qty = -qty WHERE id <= 10; DELETE FROM shop.items WHERE id > 290; INSERT INTO shop.items VALUES (-1, 'marker', 0)")
         .unwrap();
     let events = dir.path().join("events.jsonl");
-    let (mut child, rx) = {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-capture"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(db.env_vars())
-            .env("DATABASE_SCHEMA", "shop")
-            .env("DATABASE_SERVER_ID", "4243")
-            .env("DATAHUB_ENDPOINT", format!("file://{}", events.display()))
-            .env("CHECKPOINT_DIR", format!("file://{}", dir.path().join("checkpoints").display()))
-            .env("MONITORING_PORT", "0")
-            .args(["run", "--from-savepoint", savepoint])
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        (child, rx)
-    };
-    let log = wait_for_log(&rx, "resuming from the checkpoint");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-capture"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(db.env_vars())
+        .env("DATABASE_SCHEMA", "shop")
+        .env("DATABASE_SERVER_ID", "4243")
+        .env("DATAHUB_ENDPOINT", format!("file://{}", events.display()))
+        .env("CHECKPOINT_DIR", format!("file://{}", dir.path().join("checkpoints").display()))
+        .env("MONITORING_PORT", "0")
+        .args(["run", "--from-savepoint", savepoint]);
+    let mut child = Process::spawn("cdc-capture", &mut command).unwrap();
+    let log = child.wait_for_log("resuming from the checkpoint", DEADLINE).unwrap();
     assert!(log.contains("snapshot_in_progress=true"), "the savepoint was taken mid-snapshot:\n{log}");
     wait_until("the marker row", || std::fs::read_to_string(&events).unwrap_or_default().contains("\"marker\""));
-    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
-    assert!(child.wait().unwrap().success());
+    let (status, log) = child.terminate().unwrap();
+    assert!(status.success(), "{status}:\n{log}");
 
     let changes = JsonLinesBus::read_changes(&events).unwrap();
     let (captured, _) = apply(&changes);

@@ -13,13 +13,12 @@
 //! `FILE_SINK_KILL_ROUNDS` (default 3) sets how many times the sink is killed.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use cdc_event::Position;
+use cdc_localdb::process::Process;
 use cdc_localdb::workload::SplitMix64;
 use cdc_localdb::LocalMariaDb;
 use serde_json::Value as Json;
@@ -28,77 +27,38 @@ const DEADLINE: Duration = Duration::from_secs(180);
 const PROJECT: &str = "cdc_e2e";
 const TOPIC: &str = "events";
 
-/// A child process that is SIGKILLed when dropped (a failing assertion must not leave it).
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A function binary from this workspace, in the JSON log format our assertions read; killed
+/// when dropped (a failing assertion must not leave it running).
+struct Proc(Process);
 
 impl Proc {
     fn spawn(name: &'static str, binary: &Path, env: Vec<(String, String)>) -> Proc {
         assert!(binary.exists(), "{} is missing: build the workspace first (cargo build --workspace)", binary.display());
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("MONITORING_PORT", "0")
             .env("LOG_LEVEL", "info")
             .env("LOG_FORMAT", "json")
             .envs(env)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, log) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining after the receiver is gone: a closed pipe would fail the child's writes.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Proc { name, child, log }
+            .stdout(Stdio::null());
+        Proc(Process::spawn(name, &mut command).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// Waits for a log line containing `needle`; returns it.
     fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        let mut seen = String::new();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let rest: Vec<String> = self.log.try_iter().collect();
-                panic!("{} exited ({status}) before logging {needle:?}:\n{seen}{}", self.name, rest.join("\n"));
-            }
-            match self.log.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                }
-                Err(_) => assert!(Instant::now() < deadline, "{}: no log line with {needle:?}; got:\n{seen}", self.name),
-            }
-        }
+        let seen = self.0.wait_for_log(needle, DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+        seen.lines().last().unwrap_or_default().to_owned()
     }
 
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
+    fn kill(self) {
+        self.0.kill();
     }
 
     /// SIGTERM, then the exit status and the rest of the log.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill runs");
-        assert!(ok.success());
-        let status = self.child.wait().expect("wait");
-        let log: Vec<String> = self.log.try_iter().collect();
-        (status, log.join("\n"))
+    fn terminate(self) -> (std::process::ExitStatus, String) {
+        self.0.terminate().unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -107,11 +67,9 @@ fn sibling_binary(name: &str) -> PathBuf {
 }
 
 /// Polls `condition` until it holds, failing after the deadline.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::park_timeout(Duration::from_millis(50));
+fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    if let Err(err) = cdc_localdb::process::wait_until(what, DEADLINE, condition) {
+        panic!("{err}");
     }
 }
 

@@ -12,6 +12,7 @@
 //! println!("mysql://{}@127.0.0.1:{}", db.user(), db.port());
 //! ```
 
+pub mod process;
 pub mod workload;
 
 use std::fs;
