@@ -20,7 +20,9 @@ use cdc_localdb::LocalMariaDb;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn start_capture(db: &LocalMariaDb, dir: &Path, extra: &[&str]) -> Process {
+/// `cdc-capture` against `db`'s `shop` schema, publishing to `dir/events.jsonl` with its
+/// checkpoints and savepoints under `dir`: only the environment the test sets.
+fn capture_command(db: &LocalMariaDb, dir: &Path, server_id: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-capture"));
     command
         .env_clear()
@@ -28,14 +30,21 @@ fn start_capture(db: &LocalMariaDb, dir: &Path, extra: &[&str]) -> Process {
         .envs(db.env_vars())
         .env("DATABASE_SCHEMA", "shop")
         .env("DATABASE_SNAPSHOT_MODE", "initial")
-        .env("DATABASE_SNAPSHOT_CHUNK_SIZE", "200")
-        .env("DATABASE_SERVER_ID", "4242")
+        .env("DATABASE_SERVER_ID", server_id)
         .env("DATAHUB_ENDPOINT", format!("file://{}", dir.join("events.jsonl").display()))
         .env("CHECKPOINT_DIR", format!("file://{}", dir.join("checkpoints").display()))
+        .env("SAVEPOINT_DIR", format!("file://{}", dir.join("savepoints").display()))
+        .env("MONITORING_PORT", "0")
+        .env("LOG_LEVEL", "info");
+    command
+}
+
+fn start_capture(db: &LocalMariaDb, dir: &Path, extra: &[&str]) -> Process {
+    let mut command = capture_command(db, dir, "4242");
+    command
+        .env("DATABASE_SNAPSHOT_CHUNK_SIZE", "200")
         .env("CHECKPOINT_INTERVAL", "100")
         .env("CHECKPOINT_MIN_PAUSE", "0")
-        .env("MONITORING_PORT", "0")
-        .env("LOG_LEVEL", "info")
         .args(extra);
     Process::spawn("cdc-capture", &mut command).unwrap()
 }
@@ -207,20 +216,7 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_are_droppable() {
 
 /// Runs `cdc-capture` to completion with `args`, returning stdout (asserting success).
 fn run_to_end(db: &LocalMariaDb, dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_cdc-capture"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(db.env_vars())
-        .env("DATABASE_SCHEMA", "shop")
-        .env("DATABASE_SNAPSHOT_MODE", "initial")
-        .env("DATABASE_SERVER_ID", "4243")
-        .env("DATAHUB_ENDPOINT", format!("file://{}", dir.join("events.jsonl").display()))
-        .env("CHECKPOINT_DIR", format!("file://{}", dir.join("checkpoints").display()))
-        .env("SAVEPOINT_DIR", format!("file://{}", dir.join("savepoints").display()))
-        .env("MONITORING_PORT", "0")
-        .args(args)
-        .output()
-        .unwrap();
+    let output = capture_command(db, dir, "4243").args(args).output().unwrap();
     assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -245,17 +241,8 @@ fn a_bounded_run_a_savepoint_and_a_run_from_it_capture_everything_once() {
     db.execute("UPDATE shop.items SET qty = -qty WHERE id <= 10; DELETE FROM shop.items WHERE id > 290; INSERT INTO shop.items VALUES (-1, 'marker', 0)")
         .unwrap();
     let events = dir.path().join("events.jsonl");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-capture"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(db.env_vars())
-        .env("DATABASE_SCHEMA", "shop")
-        .env("DATABASE_SERVER_ID", "4243")
-        .env("DATAHUB_ENDPOINT", format!("file://{}", events.display()))
-        .env("CHECKPOINT_DIR", format!("file://{}", dir.path().join("checkpoints").display()))
-        .env("MONITORING_PORT", "0")
-        .args(["run", "--from-savepoint", savepoint]);
+    let mut command = capture_command(&db, dir.path(), "4243");
+    command.args(["run", "--from-savepoint", savepoint]);
     let mut child = Process::spawn("cdc-capture", &mut command).unwrap();
     let log = child.wait_for_log("resuming from the checkpoint", DEADLINE).unwrap();
     assert!(log.contains("snapshot_in_progress=true"), "the savepoint was taken mid-snapshot:\n{log}");
