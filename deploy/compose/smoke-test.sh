@@ -65,8 +65,13 @@ note "built ${#FUNCTIONS[@]} scratch images cdc/<function>:$TAG"
 
 # --- start -----------------------------------------------------------------------------------
 SECRETS_DIR=$SECRETS_DIR ./secrets/init-dev-secrets.sh >/dev/null
-"${DC[@]}" up -d --no-deps --scale file-sink=2 datahub-local cdc-capture datahub-relay file-sink object-sink \
+# One file-sink first, then the second: Docker populates a fresh named volume from the image
+# when its first container is created, and two replicas created at the same moment race on
+# that ("mkdir …/_data/savepoints: file exists").
+"${DC[@]}" up -d --no-deps datahub-local cdc-capture datahub-relay file-sink object-sink \
   >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; bad "docker-compose up"; exit 1; }
+"${DC[@]}" up -d --no-deps --scale file-sink=2 file-sink \
+  >>"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; bad "docker-compose up --scale file-sink=2"; exit 1; }
 
 # Wait until every long-running function answers /health/live (or 30 s).
 containers() { "${DC[@]}" ps -q "$1" 2>/dev/null; }
