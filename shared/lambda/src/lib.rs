@@ -1,0 +1,37 @@
+//! AWS Lambda mode, shared by every event-triggered function.
+//!
+//! One binary, two modes (as in the AWS Lambda Rust runtime's examples): when
+//! `AWS_LAMBDA_RUNTIME_API` is set the function runs the Lambda Runtime API loop and handles one
+//! event per invocation; otherwise it is a long-lived service. [`LambdaEnv::detect`] decides,
+//! [`run_handler`] runs the loop, and [`LocalLambda`] is a local Lambda service — the Invoke
+//! API callers use and the Runtime API a function's bootstrap polls — so both sides are tested
+//! for real on one machine.
+
+mod env;
+mod local;
+
+pub use env::{LambdaEnv, LambdaEnvError};
+pub use local::{Invocation, InvokeOutcome, LocalLambda};
+
+use std::future::Future;
+
+use serde_json::Value;
+
+/// The error type handlers return; its `Display` becomes the invocation's `errorMessage`.
+pub type HandlerError = lambda_runtime::Error;
+
+/// Runs the Lambda Runtime API loop with `handler` until the runtime stops it. A handler error
+/// is reported to the Runtime API as the invocation's error (so the invoker sees a function
+/// error and may retry); it does not end the loop.
+pub async fn run_handler<F, Fut>(env: &LambdaEnv, handler: F) -> Result<(), HandlerError>
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = Result<Value, HandlerError>>,
+{
+    tracing::info!(function = %env.function_name, runtime_api = %env.runtime_api, "running under the Lambda Runtime API");
+    let handler = &handler;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| async move { handler(event.payload).await },
+    ))
+    .await
+}
