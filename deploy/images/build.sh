@@ -81,7 +81,8 @@ for f in "${FUNCTIONS[@]}"; do
   cp "$bin" "$root/bin/$f"
   strip "$root/bin/$f" 2>/dev/null || true
   linkage=static
-  if ldd "$bin" >/dev/null 2>&1; then
+  # glibc's ldd exits 0 on a static-pie binary too; it then prints "statically linked".
+  if ldd "$bin" 2>/dev/null | grep -q '=>\|ld-linux'; then
     linkage=dynamic
     # The exact closure ldd resolves, loader included, at the same paths.
     for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
