@@ -26,3 +26,25 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+
+# Alertmanager for cdc-telemetry's alert webhook tests (tests/alertmanager.rs start a private
+# instance; Debian's binary is prometheus-alertmanager 0.25). policy-rc.d keeps Debian from
+# starting the system-wide service.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  echo "installing Debian package: prometheus-alertmanager"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi
+  apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+fi
+
+# S3-compatible server for the object sink and the S3 state backend tests: moto's server
+# (in memory, any credentials), at least 5.2.5, the version whose conditional writes
+# (If-None-Match / If-Match, also on CompleteMultipartUpload) were checked to behave like AWS;
+# it brings boto3, which /work/shared/tools/s3-conditional-check.py uses.
+python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check 'moto[server]>=5.2.5' boto3
+import shutil, sys
+import boto3, moto  # noqa: F401,E401
+version = tuple(int(part) for part in moto.__version__.split(".")[:3])
+sys.exit(0 if version >= (5, 2, 5) and shutil.which("moto_server") else 1)
+PY

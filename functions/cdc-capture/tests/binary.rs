@@ -107,7 +107,7 @@ async fn serves_the_ops_endpoints_and_stops_on_sigterm() {
     assert!(log.contains("Configuration validation passed"), "{log}");
 
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = { cdc_telemetry::install_crypto_provider(); reqwest::Client::new() };
     let live = http.get(format!("{base}/health/live")).send().await.unwrap();
     assert_eq!(live.status(), 200);
     let health = http.get(format!("{base}/health")).send().await.unwrap();

@@ -1,11 +1,24 @@
-//! `datahub-relay`: the DataHub relay.
+//! `datahub-relay`: consumes a DataHub subscription through its consumer group (replicas
+//! share the shards; a replica that dies loses them to the others after the session
+//! timeout) and delivers batches to the configured target (`relay.*` settings), committing
+//! offsets only after the target acknowledged. See the library docs for the loop.
+//!
+//! Health: `consumerGroup` is UP while this replica is a member of the group (DOWN while
+//! joining and after the group refused it), so `/health/ready` reflects membership; the
+//! details show the consumer id and the assigned shards.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use cdc_runtime::FunctionArgs;
+use anyhow::{bail, Context};
+use cdc_config::{DatahubEndpoint, RelayTarget};
+use cdc_datahub::{ConsumerOptions, DatahubClient, GroupConsumer, GroupConsumerOptions, MembershipState, TopicPolicy};
+use cdc_runtime::{Function, FunctionArgs};
 use clap::Parser;
+use datahub_relay::{AwsCredentials, BatchPolicy, HttpTarget, LambdaTarget, RelayOptions, StdoutTarget, Target};
 
-/// the DataHub relay.
+/// Relays a DataHub topic to an HTTP endpoint, an AWS Lambda function or stdout.
 #[derive(Debug, Parser)]
 #[command(name = "datahub-relay", version)]
 struct Cli {
@@ -13,11 +26,122 @@ struct Cli {
     common: FunctionArgs,
 }
 
+/// Backoff between attempts to open the topic at start-up.
+const OPEN_RETRY_MIN: Duration = Duration::from_millis(500);
+const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
+/// Wait after a poll that found every held shard caught up.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+const HEALTH_CHECK: &str = "consumerGroup";
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cdc_runtime::run(cdc_config::Role::DatahubRelay, &cli.common, |function| {
-        cdc_runtime::stage_not_built(function, "the DataHub relay")
+    cdc_runtime::run(cdc_config::Role::DatahubRelay, &cli.common, run).await
+}
+
+/// The AWS credentials in the environment, if any (the Lambda target then signs).
+fn aws_credentials() -> Option<AwsCredentials> {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    Some(AwsCredentials { access_key_id: var("AWS_ACCESS_KEY_ID")?, secret_access_key: var("AWS_SECRET_ACCESS_KEY")?, session_token: var("AWS_SESSION_TOKEN") })
+}
+
+fn build_target(config: &cdc_config::RelayConfig) -> anyhow::Result<Target> {
+    Ok(match config.target {
+        RelayTarget::Http => {
+            let url = config.http_url.clone().context("relay.http.url (RELAY_HTTP_URL) is required for the http target")?;
+            Target::Http(HttpTarget::new(url, config.timeout())?)
+        }
+        RelayTarget::Lambda => {
+            let function = config.lambda_function_name.clone().context("relay.lambda.functionName (RELAY_LAMBDA_FUNCTION_NAME) is required for the lambda target")?;
+            let endpoint = config.lambda_endpoint_url();
+            let credentials = aws_credentials();
+            if credentials.is_none() {
+                tracing::warn!("no AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: Lambda invocations are not signed (fine for a local emulator only)");
+            }
+            Target::Lambda(LambdaTarget::new(&endpoint, &function, &config.lambda_region, credentials, config.timeout())?)
+        }
+        RelayTarget::Stdout => Target::Stdout(StdoutTarget),
     })
-    .await
+}
+
+async fn run(function: Function) -> anyhow::Result<()> {
+    let config = function.config().clone();
+    let datahub = &config.datahub;
+    let url = match &datahub.endpoint {
+        Some(DatahubEndpoint::Remote(url)) => url.clone(),
+        other => bail!("datahub-relay reads a DataHub topic: DATAHUB_ENDPOINT must be a DataHub or datahub-local URL, got {other:?}"),
+    };
+    let mut builder = DatahubClient::builder(&url).with_max_retries(datahub.max_retries);
+    if let (Some(id), Some(key)) = (&datahub.access_id, &datahub.access_key) {
+        builder = builder.with_credentials(id.expose(), key.expose());
+    }
+    let client = Arc::new(builder.build().with_context(|| format!("DATAHUB_ENDPOINT={url}"))?);
+    let target = build_target(&config.relay)?;
+    function.health().set_detail("target", target.describe().into());
+    function.health().declare(HEALTH_CHECK);
+
+    // The relay reads an existing topic; it never creates one.
+    let base = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group).with_topic_policy(TopicPolicy::MustExist);
+    let options = GroupConsumerOptions::new(base).with_session_timeout(config.relay.session_timeout());
+    // DataHub may come up after the relay (compose, Kubernetes): retry rather than crash-loop.
+    let mut attempt = 0u32;
+    let mut consumer = loop {
+        match GroupConsumer::open(client.clone(), options.clone()).await {
+            Ok(consumer) => break consumer,
+            Err(e) => {
+                let wait = OPEN_RETRY_MIN.saturating_mul(1 << attempt.min(8)).min(OPEN_RETRY_MAX);
+                attempt += 1;
+                tracing::error!(error = format!("{e:#}"), attempt, retry_in_ms = wait.as_millis() as u64, "cannot open the DataHub topic; retrying");
+                function.health().set_down(HEALTH_CHECK, format!("{e:#}"));
+                tokio::select! {
+                    _ = function.shutdown().wait() => return Ok(()),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+    function.health().set_detail("subscription", consumer.subscription_id().into());
+    let health_task = tokio::spawn(report_membership(consumer.watch_membership(), function.health().clone()));
+    tracing::info!(project = %datahub.project, topic = %datahub.topic, subscription = consumer.subscription_id(), target = %target.describe(), "datahub relay running");
+
+    let relay = &config.relay;
+    let relay_options = RelayOptions {
+        project: datahub.project.clone(),
+        topic: datahub.topic.clone(),
+        batch: BatchPolicy {
+            max_records: relay.batch_max_records as usize,
+            max_bytes: usize::try_from(relay.batch_max_bytes).unwrap_or(usize::MAX),
+            linger: relay.batch_linger(),
+        },
+        max_retries: relay.max_retries,
+        retry_backoff: relay.retry_backoff(),
+        idle_wait: IDLE_WAIT,
+    };
+    let outcome = datahub_relay::run(&mut consumer, &target, &relay_options, Some(function.metrics()), function.shutdown()).await;
+    // Leave the group either way, so the other replicas get the shards now; on a failure
+    // nothing unacknowledged was committed, so they re-deliver it.
+    if let Err(e) = consumer.close().await {
+        tracing::warn!(error = format!("{e:#}"), "closing the consumer");
+    }
+    health_task.abort();
+    let stats = outcome.context("relaying")?;
+    tracing::info!(batches = stats.batches, records = stats.records, "datahub relay stopped");
+    Ok(())
+}
+
+/// Pushes the membership into `/health`: UP while a member.
+async fn report_membership(mut membership: tokio::sync::watch::Receiver<cdc_datahub::Membership>, health: cdc_telemetry::Health) {
+    loop {
+        let m = membership.borrow_and_update().clone();
+        match &m.state {
+            MembershipState::Member => health.set_up(HEALTH_CHECK),
+            MembershipState::Joining => health.set_down(HEALTH_CHECK, "joining the consumer group"),
+            MembershipState::Stopped(reason) => health.set_down(HEALTH_CHECK, reason.clone()),
+        }
+        health.set_detail("consumerId", m.consumer_id.clone().map_or(serde_json::Value::Null, Into::into));
+        health.set_detail("assignedShards", m.assigned.iter().cloned().collect::<Vec<_>>().into());
+        if membership.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -1,11 +1,47 @@
-//! `transform`: the transform stage.
+//! `transform`: change events from one DataHub topic, through the transform rules, into
+//! another.
+//!
+//! 1. Read every shard of `datahub.topic` with the consumer group `datahub.consumerGroup`,
+//!    from the subscription's committed offsets (a stateless stage needs no checkpoint of its
+//!    own: the offsets are its whole state).
+//! 2. Decode each record (Debezium JSON) and apply the rules (`transform.config`, see
+//!    cdc-transform): a transformed event is published to `transform.outputTopic`; a filtered
+//!    one is dropped; one that cannot be decoded or transformed is put, unchanged, to
+//!    `transform.dlqTopic` with attributes `cdc.dlq.stage`, `cdc.dlq.error`, `cdc.dlq.shard`
+//!    and `cdc.dlq.sequence`.
+//! 3. Only after both puts were acknowledged are the input offsets of the batch committed.
+//!
+//! A crash between 2 and 3 publishes the batch again after the restart (at least once): the
+//! events keep their source positions and are routed to the same shards, so the file sink
+//! drops the repeats by (source, shard) position. Dead letters may repeat likewise.
+//! To replay dead letters after fixing the rules, run a transform with the fixed rules whose
+//! `datahub.topic` is the DLQ topic: its records are the original ones.
+//!
+//! Records that are not row changes (`cdc.event=schema_change`) are not forwarded: each
+//! transformed event carries its own output schema.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use cdc_runtime::FunctionArgs;
+use anyhow::{bail, Context};
+use cdc_config::DatahubEndpoint;
+use cdc_datahub::client::PutRecord;
+use cdc_datahub::partitioner::{route_hash, ShardMap};
+use cdc_datahub::topic::{ensure_topic, TopicPolicy};
+use cdc_datahub::{
+    ConsumedRecord, ConsumerOptions, DatahubClient, DatahubPublisher, PublisherOptions, RecordData, ShardConsumer,
+    EVENT_KIND_ATTRIBUTE,
+};
+use cdc_event::Event;
+use cdc_runtime::{Function, FunctionArgs};
+use cdc_telemetry::Status;
+use cdc_transform::{TransformOptions, Transformer};
 use clap::Parser;
 
-/// the transform stage.
+/// Reads change events from a DataHub topic, applies the transform rules, publishes them to
+/// another topic.
 #[derive(Debug, Parser)]
 #[command(name = "transform", version)]
 struct Cli {
@@ -13,11 +49,240 @@ struct Cli {
     common: FunctionArgs,
 }
 
+/// The stage label of this function's metrics.
+const STAGE: &str = "transform";
+/// Wait after a poll that found every shard caught up.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// Backoff between attempts to open the topics at start-up.
+const OPEN_RETRY_MIN: Duration = Duration::from_millis(500);
+const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
+/// Attributes of a dead-letter record.
+const DLQ_STAGE_ATTRIBUTE: &str = "cdc.dlq.stage";
+const DLQ_ERROR_ATTRIBUTE: &str = "cdc.dlq.error";
+const DLQ_SHARD_ATTRIBUTE: &str = "cdc.dlq.shard";
+const DLQ_SEQUENCE_ATTRIBUTE: &str = "cdc.dlq.sequence";
+/// Reasons are cut to this many characters in the attribute (the record itself is whole).
+const MAX_REASON_CHARS: usize = 2000;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cdc_runtime::run(cdc_config::Role::Transform, &cli.common, |function| {
-        cdc_runtime::stage_not_built(function, "the transform stage")
-    })
-    .await
+    cdc_runtime::run(cdc_config::Role::Transform, &cli.common, run).await
+}
+
+fn build_client(url: &str, config: &cdc_config::DatahubConfig, max_retries: u32, timeout: Duration) -> anyhow::Result<DatahubClient> {
+    let mut builder = DatahubClient::builder(url).with_max_retries(max_retries).with_timeout(timeout);
+    if let (Some(id), Some(key)) = (&config.access_id, &config.access_key) {
+        builder = builder.with_credentials(id.expose(), key.expose());
+    }
+    builder.build().with_context(|| format!("DATAHUB_ENDPOINT={url}"))
+}
+
+fn load_rules(config: &cdc_config::Config) -> anyhow::Result<Transformer> {
+    let Some(path) = &config.transform.config else {
+        bail!("TRANSFORM_CONFIG is required");
+    };
+    let mut options = TransformOptions::new();
+    if let Some(salt) = &config.transform.hash_salt {
+        options = options.with_hash_salt(salt.expose().as_bytes());
+    }
+    let loaded = Transformer::load(path, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for warning in &loaded.warnings {
+        tracing::warn!(rules = %path.display(), "{warning}");
+    }
+    Ok(loaded.transformer)
+}
+
+/// Where dead letters go: raw records with the reason in attributes.
+struct DeadLetters {
+    client: Arc<DatahubClient>,
+    project: String,
+    topic: String,
+    shards: ShardMap,
+    max_retries: u32,
+}
+
+impl DeadLetters {
+    /// Puts `records`, re-sending the ones the server rejected; fails after `max_retries`.
+    async fn put(&self, mut records: Vec<PutRecord>) -> anyhow::Result<()> {
+        let mut attempt = 0u32;
+        while !records.is_empty() {
+            let failed = self
+                .client
+                .put_records(&self.project, &self.topic, &records)
+                .await
+                .with_context(|| format!("putting dead letters to {}.{}", self.project, self.topic))?;
+            if failed.is_empty() {
+                return Ok(());
+            }
+            attempt += 1;
+            if attempt > self.max_retries {
+                bail!("{} dead letter(s) rejected by {}.{}: {}: {}", failed.len(), self.project, self.topic, failed[0].code, failed[0].message);
+            }
+            let mut retry = Vec::with_capacity(failed.len());
+            for f in &failed {
+                if let Some(record) = records.get(f.index) {
+                    retry.push(record.clone());
+                }
+            }
+            records = retry;
+            tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+        }
+        Ok(())
+    }
+
+    fn record(&self, record: &ConsumedRecord, event: Option<&Event>, stage: &str, reason: &str) -> PutRecord {
+        // Routed like the event would be, so dead letters of one key stay in order.
+        let shard = match event {
+            Some(event) => self.shards.shard_for(route_hash(event)).to_owned(),
+            None => self.shards.shard_ids().next().unwrap_or("0").to_owned(),
+        };
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let mut out = PutRecord::new(RecordData::Blob(record.payload.clone()))
+            .with_shard(shard)
+            .with_attribute(DLQ_STAGE_ATTRIBUTE, stage)
+            .with_attribute(DLQ_ERROR_ATTRIBUTE, reason)
+            .with_attribute(DLQ_SHARD_ATTRIBUTE, &*record.shard)
+            .with_attribute(DLQ_SEQUENCE_ATTRIBUTE, record.sequence.to_string());
+        for (k, v) in &record.attributes {
+            out = out.with_attribute(k.clone(), v.clone());
+        }
+        out
+    }
+}
+
+async fn run(function: Function) -> anyhow::Result<()> {
+    let config = function.config().clone();
+    let datahub = &config.datahub;
+    let url = match &datahub.endpoint {
+        Some(DatahubEndpoint::Remote(url)) => url.clone(),
+        other => bail!("transform reads and writes DataHub topics: DATAHUB_ENDPOINT must be a DataHub or datahub-local URL, got {other:?}"),
+    };
+    let Some(output_topic) = config.transform.output_topic.clone() else {
+        bail!("TRANSFORM_OUTPUT_TOPIC is required");
+    };
+    let output_project = config.transform.output_project.clone();
+    let dlq_topic = config.transform.dlq_topic.clone().unwrap_or_else(|| format!("{output_topic}-dlq"));
+    let mut transformer = load_rules(&config)?;
+    let client = Arc::new(build_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
+
+    let probe = Arc::new(build_client(&url, datahub, 0, Duration::from_secs(3))?);
+    let (project, topic) = (datahub.project.clone(), datahub.topic.clone());
+    function.health().add_probe("datahub", move || {
+        let (probe, project, topic) = (probe.clone(), project.clone(), topic.clone());
+        async move {
+            match probe.get_topic(&project, &topic).await {
+                Ok(_) => Status::Up,
+                Err(e) => Status::down(e.to_string()),
+            }
+        }
+    });
+
+    // DataHub may come up after this function: retry opening rather than crash-loop.
+    let consumer_options = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group);
+    let publisher_options = PublisherOptions::new(&output_project, &output_topic).with_max_retries(datahub.max_retries);
+    let mut attempt = 0u32;
+    let (mut consumer, mut publisher, dead_letters) = loop {
+        let opened = async {
+            let consumer = ShardConsumer::open(client.clone(), consumer_options.clone(), std::iter::empty()).await?;
+            let publisher = DatahubPublisher::connect(client.clone(), publisher_options.clone()).await?;
+            let shards = ensure_topic(&client, &output_project, &dlq_topic, TopicPolicy::default()).await?;
+            anyhow::Ok((consumer, publisher, shards))
+        }
+        .await;
+        match opened {
+            Ok((consumer, publisher, shards)) => {
+                let dead_letters = DeadLetters {
+                    client: client.clone(),
+                    project: output_project.clone(),
+                    topic: dlq_topic.clone(),
+                    shards,
+                    max_retries: datahub.max_retries,
+                };
+                break (consumer, publisher, dead_letters);
+            }
+            Err(e) => {
+                let wait = OPEN_RETRY_MIN.saturating_mul(1 << attempt.min(8)).min(OPEN_RETRY_MAX);
+                attempt += 1;
+                tracing::error!(error = format!("{e:#}"), attempt, retry_in_ms = wait.as_millis() as u64, "cannot open the DataHub topics; retrying");
+                function.health().set_detail("datahubError", format!("{e:#}").into());
+                tokio::select! {
+                    _ = function.shutdown().wait() => return Ok(()),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+    function.health().remove_detail("datahubError");
+    function.health().set_detail("subscription", consumer.subscription_id().into());
+    tracing::info!(
+        input = %format!("{}.{}", datahub.project, datahub.topic),
+        output = %format!("{output_project}.{output_topic}"),
+        dlq = %format!("{output_project}.{dlq_topic}"),
+        subscription = consumer.subscription_id(),
+        "transform running"
+    );
+
+    let shutdown = function.shutdown().clone();
+    let metrics = function.metrics();
+    loop {
+        let records = tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            polled = consumer.poll() => polled.context("reading DataHub")?,
+        };
+        function.health().heartbeat();
+        if records.is_empty() {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tokio::time::sleep(IDLE_WAIT) => {}
+            }
+            continue;
+        }
+        metrics.add_in(records.len() as u64);
+        metrics.add_collected(STAGE, records.len() as u64);
+        let mut next: BTreeMap<Arc<str>, u64> = BTreeMap::new();
+        let mut out = Vec::new();
+        let mut dead = Vec::new();
+        let mut filtered = 0u64;
+        for record in &records {
+            next.insert(record.shard.clone(), record.sequence + 1);
+            if record.attributes.contains_key(EVENT_KIND_ATTRIBUTE) {
+                tracing::debug!(shard = %record.shard, sequence = record.sequence, "not a row change; not forwarded");
+                continue;
+            }
+            let event = match cdc_event::debezium::from_slice(&record.payload) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!(shard = %record.shard, sequence = record.sequence, error = %e, "record is not a Debezium change event; sent to the dead-letter topic");
+                    dead.push(dead_letters.record(record, None, "decode", &e.to_string()));
+                    continue;
+                }
+            };
+            match transformer.apply(&event) {
+                Ok(Some(transformed)) => out.push(Event::Change(transformed)),
+                Ok(None) => filtered += 1,
+                Err(error) => {
+                    tracing::warn!(shard = %record.shard, sequence = record.sequence, table = %event.schema.table, %error, "record failed the transform; sent to the dead-letter topic");
+                    dead.push(dead_letters.record(record, Some(&Event::Change(event)), cdc_transform::DLQ_STAGE, &error.to_string()));
+                }
+            }
+        }
+        // Outputs first, offsets last: a failure here leaves the offsets where they were.
+        publisher.publish_events(&out).await.context("publishing transformed events")?;
+        let dead_count = dead.len() as u64;
+        dead_letters.put(dead).await?;
+        metrics.add_out(out.len() as u64);
+        metrics.add_sent(STAGE, out.len() as u64);
+        metrics.add_dead_lettered(dead_count);
+        metrics.add_failed(STAGE, dead_count);
+        tracing::debug!(read = records.len(), published = out.len(), filtered, dead_lettered = dead_count, "batch transformed");
+        if let Err(e) = consumer.commit(next.iter().map(|(s, n)| (&**s, *n))).await {
+            // The outputs are durable; an uncommitted offset only means a repeat after a
+            // restart, which the sink drops. Retried with the next batch.
+            tracing::warn!(error = format!("{e:#}"), "committing input offsets failed");
+        }
+    }
+    tracing::info!(published = publisher.stats().records, "transform stopped");
+    Ok(())
 }

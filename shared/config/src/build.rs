@@ -10,7 +10,7 @@ use crate::layers::{with_value, Entry, FileLayer, State};
 use crate::model::{
     local_path, CheckpointConfig, Compression, DatabaseConfig, DatahubConfig, DatahubEndpoint, FlinkConfig, HaMode,
     HighAvailabilityConfig, LogFormat, LogLevel, LoggingConfig, MonitoringConfig, OutputConfig, OutputFormat,
-    SnapshotMode, SslMode, StateBackend, StateBackendConfig,
+    OutputShape, S3Config, SnapshotMode, SslMode, StateBackend, StateBackendConfig, TransformConfig,
 };
 use crate::parse::{parse, Value};
 use crate::role::{OutputTarget, Role};
@@ -26,6 +26,9 @@ pub(crate) struct Built {
     pub state_backend: StateBackendConfig,
     pub high_availability: HighAvailabilityConfig,
     pub output: OutputConfig,
+    pub transform: TransformConfig,
+    pub s3: S3Config,
+    pub relay: crate::model::RelayConfig,
     pub monitoring: MonitoringConfig,
     pub logging: LoggingConfig,
     /// Effective value per canonical key, already redacted.
@@ -219,12 +222,17 @@ pub(crate) fn build(
     };
     let high_availability = high_availability(&mut cx, report_missing);
     let output = output(&mut cx, role);
+    let transform = transform(&mut cx, role, &datahub, report_missing);
+    let s3 = s3(&mut cx);
+    let relay = relay(&mut cx, role, report_missing);
     let monitoring = MonitoringConfig {
         port: cx.int(&s::MONITORING_PORT).map(|p| u16::try_from(p).unwrap_or(u16::MAX)).unwrap_or(0),
         metrics_enabled: cx.boolean(&s::METRICS_ENABLED).unwrap_or(true),
         latency_threshold_ms: cx.int(&s::ALERT_LATENCY_THRESHOLD).unwrap_or(0),
         checkpoint_failure_rate: cx.float(&s::ALERT_CHECKPOINT_FAILURE_RATE).unwrap_or(0.0),
         load_threshold: cx.float(&s::ALERT_LOAD_THRESHOLD).unwrap_or(0.0),
+        alertmanager_urls: alertmanager_urls(&mut cx),
+        alert_evaluation_interval_ms: cx.int(&s::ALERT_EVALUATION_INTERVAL).unwrap_or(30_000),
     };
     let logging = logging(&mut cx, file);
 
@@ -245,12 +253,35 @@ pub(crate) fn build(
         state_backend,
         high_availability,
         output,
+        transform,
+        s3,
+        relay,
         monitoring,
         logging,
         dump: cx.dump,
         origins,
         consumed: cx.consumed,
     }
+}
+
+/// `ALERTMANAGER_URL`: checked here so `--check-config` reports a URL alerts could never be
+/// posted to (cdc-telemetry builds the endpoint from it and has no TLS client).
+fn alertmanager_urls(cx: &mut Ctx<'_>) -> Vec<String> {
+    let urls = cx.list(&s::ALERTMANAGER_URL).unwrap_or_default();
+    for url in &urls {
+        let authority = url.strip_prefix("http://").map(|rest| rest.split('/').next().unwrap_or_default());
+        let problem = match authority {
+            None if url.starts_with("https://") => Some("https is not supported (the alert client has no TLS); use http://"),
+            None => Some("expected http://host:port, e.g. http://alertmanager:9093"),
+            Some("") => Some("expected http://host:port: the URL has no host"),
+            Some(a) if a.contains('@') => Some("credentials in the URL are not supported (the URL is logged)"),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            cx.reject(&s::ALERTMANAGER_URL, problem);
+        }
+    }
+    urls
 }
 
 fn database(cx: &mut Ctx<'_>, role: Role, report_missing: bool) -> DatabaseConfig {
@@ -534,14 +565,120 @@ fn output(cx: &mut Ctx<'_>, role: Role) -> OutputConfig {
             None => {}
         }
     }
+    let format = cx.choice(&s::OUTPUT_FORMAT, OutputFormat::from_name).unwrap_or(OutputFormat::Json);
+    let shape = cx.choice(&s::OUTPUT_SHAPE, OutputShape::from_name).unwrap_or(OutputShape::Flat);
+    if shape == OutputShape::Envelope && format == OutputFormat::Csv {
+        cx.conflict(&[&s::OUTPUT_SHAPE, &s::OUTPUT_FORMAT], "the envelope shape has nested columns, which CSV cannot hold; use parquet or json");
+    }
     OutputConfig {
         path,
-        format: cx.choice(&s::OUTPUT_FORMAT, OutputFormat::from_name).unwrap_or(OutputFormat::Json),
+        format,
         rolling_size_bytes: cx.int(&s::OUTPUT_ROLLING_SIZE).unwrap_or(0),
         rolling_interval_ms: cx.int(&s::OUTPUT_ROLLING_INTERVAL).unwrap_or(0),
         compression: cx.choice(&s::OUTPUT_COMPRESSION, Compression::from_name).unwrap_or(Compression::None),
         max_retries: cx.int_u32(&s::OUTPUT_MAX_RETRIES).unwrap_or(0),
         batch_size: cx.int_u32(&s::OUTPUT_BATCH_SIZE).unwrap_or(1),
+        shape,
+    }
+}
+
+fn transform(cx: &mut Ctx<'_>, role: Role, datahub: &DatahubConfig, report_missing: bool) -> TransformConfig {
+    let config = cx.text(&s::TRANSFORM_CONFIG).map(PathBuf::from);
+    let is_transform = role == Role::Transform;
+    if is_transform && report_missing && cx.is_unset(&s::TRANSFORM_CONFIG) {
+        cx.missing(&s::TRANSFORM_CONFIG, "required by transform: the rules it applies");
+    }
+    // The rules themselves are parsed by cdc-transform at start-up; a missing file is found
+    // here so it is listed with every other problem.
+    let applies = matches!(role, Role::Transform | Role::FileSink);
+    if let Some(path) = &config {
+        if !applies {
+            cx.warnings.push(format!("transform.config is set, but {role} does not apply transform rules; it is ignored"));
+        } else if let Err(reason) = check_readable_file(path) {
+            cx.path_problem(&s::TRANSFORM_CONFIG, path, reason);
+        }
+    }
+    let hash_salt = cx.secret(&s::TRANSFORM_HASH_SALT);
+    if hash_salt.as_ref().is_some_and(|salt| salt.expose().len() < 16) {
+        // A short key makes the hashes of low-entropy values (phone numbers) guessable.
+        cx.reject(&s::TRANSFORM_HASH_SALT, "expected at least 16 characters");
+    }
+    let output_project = cx.text(&s::TRANSFORM_OUTPUT_PROJECT).unwrap_or_else(|| datahub.project.clone());
+    let output_topic = cx.text(&s::TRANSFORM_OUTPUT_TOPIC);
+    if is_transform && report_missing && output_topic.is_none() && cx.is_unset(&s::TRANSFORM_OUTPUT_TOPIC) {
+        cx.missing(&s::TRANSFORM_OUTPUT_TOPIC, "required by transform: where transformed events go");
+    }
+    if is_transform && output_topic.as_deref() == Some(datahub.topic.as_str()) && output_project == datahub.project {
+        // Reading and writing one topic would transform its own output forever.
+        cx.conflict(&[&s::DATAHUB_TOPIC, &s::TRANSFORM_OUTPUT_TOPIC], "transform must publish to another topic than it reads");
+    }
+    let dlq_topic = cx.text(&s::TRANSFORM_DLQ_TOPIC).or_else(|| output_topic.as_ref().map(|t| format!("{t}-dlq")));
+    if is_transform && dlq_topic.is_some() && dlq_topic == output_topic {
+        cx.conflict(&[&s::TRANSFORM_OUTPUT_TOPIC, &s::TRANSFORM_DLQ_TOPIC], "dead letters need their own topic");
+    }
+    TransformConfig { config, hash_salt, output_project, output_topic, dlq_topic }
+}
+
+fn s3(cx: &mut Ctx<'_>) -> S3Config {
+    let endpoint = cx.text(&s::S3_ENDPOINT);
+    if let Some(url) = &endpoint {
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        if rest.is_none_or(|rest| rest.trim_matches('/').is_empty()) {
+            cx.reject(&s::S3_ENDPOINT, "expected an http:// or https:// URL");
+        }
+    }
+    let access_key = cx.secret(&s::S3_ACCESS_KEY);
+    let secret_key = cx.secret(&s::S3_SECRET_KEY);
+    if access_key.is_some() != secret_key.is_some() {
+        // Half a key pair would silently fall back to the default chain's credentials.
+        cx.conflict(&[&s::S3_ACCESS_KEY, &s::S3_SECRET_KEY], "an access key and its secret must be set together");
+    }
+    S3Config {
+        endpoint,
+        region: cx.text(&s::S3_REGION),
+        path_style_access: cx.boolean(&s::S3_PATH_STYLE_ACCESS).unwrap_or(false),
+        access_key,
+        secret_key,
+        staging_dir: cx.text(&s::S3_STAGING_DIR).map(PathBuf::from),
+    }
+}
+
+fn relay(cx: &mut Ctx<'_>, role: Role, report_missing: bool) -> crate::model::RelayConfig {
+    use crate::model::RelayTarget;
+    let target = cx.choice(&s::RELAY_TARGET, RelayTarget::from_name).unwrap_or(RelayTarget::Http);
+    let is_relay = role == Role::DatahubRelay;
+    let http_url = cx.text(&s::RELAY_HTTP_URL);
+    let lambda_endpoint = cx.text(&s::RELAY_LAMBDA_ENDPOINT);
+    for (setting, url) in [(&s::RELAY_HTTP_URL, &http_url), (&s::RELAY_LAMBDA_ENDPOINT, &lambda_endpoint)] {
+        if let Some(url) = url {
+            let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|rest| rest.trim_matches('/').is_empty()) {
+                cx.reject(setting, "expected an http:// or https:// URL");
+            }
+        }
+    }
+    let lambda_function_name = cx.text(&s::RELAY_LAMBDA_FUNCTION_NAME);
+    if is_relay && report_missing {
+        if target == RelayTarget::Http && cx.is_unset(&s::RELAY_HTTP_URL) {
+            cx.missing(&s::RELAY_HTTP_URL, "required when relay.target is http: where batches are POSTed");
+        }
+        if target == RelayTarget::Lambda && cx.is_unset(&s::RELAY_LAMBDA_FUNCTION_NAME) {
+            cx.missing(&s::RELAY_LAMBDA_FUNCTION_NAME, "required when relay.target is lambda: the function invoked");
+        }
+    }
+    crate::model::RelayConfig {
+        target,
+        http_url,
+        timeout_ms: cx.int(&s::RELAY_TIMEOUT).unwrap_or(30_000),
+        max_retries: cx.int_u32(&s::RELAY_MAX_RETRIES).unwrap_or(0),
+        retry_backoff_ms: cx.int(&s::RELAY_RETRY_BACKOFF).unwrap_or(500),
+        lambda_function_name,
+        lambda_region: cx.text(&s::RELAY_LAMBDA_REGION).unwrap_or_default(),
+        lambda_endpoint,
+        batch_max_records: cx.int_u32(&s::RELAY_BATCH_MAX_RECORDS).unwrap_or(1),
+        batch_max_bytes: cx.int(&s::RELAY_BATCH_MAX_BYTES).unwrap_or(1),
+        batch_linger_ms: cx.int(&s::RELAY_BATCH_LINGER).unwrap_or(0),
+        session_timeout_ms: cx.int(&s::RELAY_SESSION_TIMEOUT).unwrap_or(6000),
     }
 }
 

@@ -49,8 +49,10 @@ pub use error::{ConfigError, Origin, Problem};
 pub use model::{
     CheckpointConfig, Compression, DatabaseConfig, DatahubConfig, DatahubEndpoint, FlinkConfig,
     HaMode, HighAvailabilityConfig, LogFormat, LogLevel, LoggingConfig, MonitoringConfig,
-    OutputConfig, OutputFormat, SnapshotMode, SslMode, StateBackend, StateBackendConfig,
+    OutputConfig, OutputFormat, OutputShape, S3Config, SnapshotMode, SslMode, StateBackend,
+    StateBackendConfig, TransformConfig,
 };
+pub use model::{RelayConfig, RelayTarget};
 pub use reference::reference_markdown;
 pub use role::{OutputTarget, Requirements, Role};
 pub use secret::Secret;
@@ -125,6 +127,12 @@ pub struct Config {
     pub high_availability: HighAvailabilityConfig,
     /// File output.
     pub output: OutputConfig,
+    /// Transform rules and the transform function's output topics.
+    pub transform: TransformConfig,
+    /// S3-compatible object store (object-sink output, `s3://` checkpoints).
+    pub s3: S3Config,
+    /// datahub-relay: target, batching, consumer-group session.
+    pub relay: RelayConfig,
     /// Ops endpoint and alerts.
     pub monitoring: MonitoringConfig,
     /// Logging.
@@ -263,6 +271,9 @@ fn load_with(options: LoadOptions, mut problems: Vec<Problem>) -> Result<Config,
         state_backend: built.state_backend,
         high_availability: built.high_availability,
         output: built.output,
+        transform: built.transform,
+        s3: built.s3,
+        relay: built.relay,
         monitoring: built.monitoring,
         logging: built.logging,
         warnings,

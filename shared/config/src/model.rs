@@ -133,6 +133,16 @@ config_enum! {
 }
 
 config_enum! {
+    /// Row shape of output files (`output.shape`).
+    OutputShape {
+        /// One row per change: the row image plus `_op`, `_ts_ms`, `_source_pos`, `_tx_id`, `_deleted`.
+        Flat => "flat",
+        /// Debezium-like: `before` / `after` structs, a `source` struct and `op`.
+        Envelope => "envelope",
+    }
+}
+
+config_enum! {
     /// Log verbosity (`logging.level`, `LOG_LEVEL`); case-insensitive, `WARNING` means `warn`.
     LogLevel {
         /// Everything.
@@ -333,6 +343,8 @@ pub struct OutputConfig {
     pub max_retries: u32,
     /// `output.batchSize` / `OUTPUT_BATCH_SIZE`.
     pub batch_size: u32,
+    /// `output.shape` / `OUTPUT_SHAPE`.
+    pub shape: OutputShape,
 }
 
 impl OutputConfig {
@@ -357,6 +369,41 @@ pub(crate) fn local_path(path: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
+/// Transform rules and the transform function's output (`transform.*`).
+#[derive(Clone, Debug)]
+pub struct TransformConfig {
+    /// `transform.config` / `TRANSFORM_CONFIG`: the rules file; `None` means no transform.
+    /// Always `Some` for the transform role (load fails otherwise).
+    pub config: Option<PathBuf>,
+    /// `transform.hashSalt` / `TRANSFORM_HASH_SALT`: key of `hash` masks.
+    pub hash_salt: Option<Secret>,
+    /// `transform.outputProject` / `TRANSFORM_OUTPUT_PROJECT`, defaulted to `datahub.project`.
+    pub output_project: String,
+    /// `transform.outputTopic` / `TRANSFORM_OUTPUT_TOPIC`. Always `Some` for the transform role.
+    pub output_topic: Option<String>,
+    /// `transform.dlqTopic` / `TRANSFORM_DLQ_TOPIC`, defaulted to `<outputTopic>-dlq` when an
+    /// output topic is set.
+    pub dlq_topic: Option<String>,
+}
+
+/// S3-compatible object store (`s3.*`): object-sink's output and `s3://` checkpoint
+/// directories. Unset values fall back to the AWS default chain.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    /// `s3.endpoint` / `S3_ENDPOINT`: an `http://` or `https://` URL.
+    pub endpoint: Option<String>,
+    /// `s3.region` / `S3_REGION`.
+    pub region: Option<String>,
+    /// `s3.pathStyleAccess` / `S3_PATH_STYLE_ACCESS`.
+    pub path_style_access: bool,
+    /// `s3.accessKey` / `S3_ACCESS_KEY`; `Some` exactly when `secret_key` is.
+    pub access_key: Option<Secret>,
+    /// `s3.secretKey` / `S3_SECRET_KEY`.
+    pub secret_key: Option<Secret>,
+    /// `s3.stagingDir` / `S3_STAGING_DIR`: where object-sink stages files before upload.
+    pub staging_dir: Option<PathBuf>,
+}
+
 /// Ops endpoint and alert thresholds (`monitoring.*`).
 #[derive(Clone, Debug)]
 pub struct MonitoringConfig {
@@ -370,6 +417,18 @@ pub struct MonitoringConfig {
     pub checkpoint_failure_rate: f64,
     /// `monitoring.alerts.loadThreshold` / `ALERT_LOAD_THRESHOLD`, 0..=1.
     pub load_threshold: f64,
+    /// `monitoring.alerts.alertmanagerUrl` / `ALERTMANAGER_URL`: `http://` base URLs alerts are
+    /// posted to; empty when unset.
+    pub alertmanager_urls: Vec<String>,
+    /// `monitoring.alerts.evaluationIntervalMs` / `ALERT_EVALUATION_INTERVAL`.
+    pub alert_evaluation_interval_ms: u64,
+}
+
+impl MonitoringConfig {
+    /// `alert_evaluation_interval_ms` as a `Duration`.
+    pub fn alert_evaluation_interval(&self) -> Duration {
+        Duration::from_millis(self.alert_evaluation_interval_ms)
+    }
 }
 
 /// Logging (`logging.*`).
@@ -404,5 +463,74 @@ impl LoggingConfig {
             out.push_str(level.as_str());
         }
         out
+    }
+}
+
+config_enum! {
+    /// Where datahub-relay delivers batches (`relay.target`).
+    RelayTarget {
+        /// POST a JSON batch to `relay.http.url`.
+        Http => "http",
+        /// Invoke an AWS Lambda function (Invoke API).
+        Lambda => "lambda",
+        /// JSON lines on standard output (debugging).
+        Stdout => "stdout",
+    }
+}
+
+/// datahub-relay (`relay.*`).
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// `relay.target` / `RELAY_TARGET`.
+    pub target: RelayTarget,
+    /// `relay.http.url` / `RELAY_HTTP_URL`; `Some` when the role is datahub-relay and the
+    /// target is `http`.
+    pub http_url: Option<String>,
+    /// `relay.timeoutMs` / `RELAY_TIMEOUT`.
+    pub timeout_ms: u64,
+    /// `relay.maxRetries` / `RELAY_MAX_RETRIES`.
+    pub max_retries: u32,
+    /// `relay.retryBackoffMs` / `RELAY_RETRY_BACKOFF`.
+    pub retry_backoff_ms: u64,
+    /// `relay.lambda.functionName` / `RELAY_LAMBDA_FUNCTION_NAME`; `Some` when the role is
+    /// datahub-relay and the target is `lambda`.
+    pub lambda_function_name: Option<String>,
+    /// `relay.lambda.region` / `RELAY_LAMBDA_REGION`.
+    pub lambda_region: String,
+    /// `relay.lambda.endpoint` / `RELAY_LAMBDA_ENDPOINT`; `None` = AWS's regional endpoint.
+    pub lambda_endpoint: Option<String>,
+    /// `relay.batch.maxRecords` / `RELAY_BATCH_MAX_RECORDS`.
+    pub batch_max_records: u32,
+    /// `relay.batch.maxBytes` / `RELAY_BATCH_MAX_BYTES`.
+    pub batch_max_bytes: u64,
+    /// `relay.batch.lingerMs` / `RELAY_BATCH_LINGER`.
+    pub batch_linger_ms: u64,
+    /// `relay.sessionTimeoutMs` / `RELAY_SESSION_TIMEOUT`.
+    pub session_timeout_ms: u64,
+}
+
+impl RelayConfig {
+    /// `timeout_ms` as a `Duration`.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    /// `retry_backoff_ms` as a `Duration`.
+    pub fn retry_backoff(&self) -> Duration {
+        Duration::from_millis(self.retry_backoff_ms)
+    }
+    /// `batch_linger_ms` as a `Duration`.
+    pub fn batch_linger(&self) -> Duration {
+        Duration::from_millis(self.batch_linger_ms)
+    }
+    /// `session_timeout_ms` as a `Duration`.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.session_timeout_ms)
+    }
+    /// The Lambda endpoint: the configured one, else `https://lambda.{region}.amazonaws.com`.
+    pub fn lambda_endpoint_url(&self) -> String {
+        match &self.lambda_endpoint {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("https://lambda.{}.amazonaws.com", self.lambda_region),
+        }
     }
 }

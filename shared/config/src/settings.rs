@@ -6,7 +6,7 @@
 //! obvious UPPER_SNAKE spelling of the key and are marked in the generated reference.
 
 use crate::model::{
-    Compression, LogFormat, LogLevel, OutputFormat, SnapshotMode, SslMode, StateBackend,
+    Compression, LogFormat, LogLevel, OutputFormat, OutputShape, SnapshotMode, SslMode, StateBackend,
 };
 
 /// One configuration setting.
@@ -382,6 +382,109 @@ settings! {
         "Records written per batch." {
         env_in_guide: false, default: Some("10000"), kind: Kind::Int { min: 1, max: U32_MAX },
     }
+    OUTPUT_SHAPE: "output.shape", "OUTPUT_SHAPE",
+        "Row shape of the files. `flat`: the after image (the before image for deletes) plus `_op`, `_ts_ms`, `_source_pos`, `_tx_id`, `_deleted`. `envelope`: Debezium-like `before` / `after` structs, a `source` struct and `op`; Parquet or JSON only (CSV has no nested columns). file-sink still refuses `envelope`: cdc-sink builds flat batches for now." {
+        env_in_guide: false, default: Some("flat"), kind: Kind::Enum { values: OutputShape::NAMES, aliases: &[] },
+    }
+
+    // ---- transform ----------------------------------------------------------------------
+    TRANSFORM_CONFIG: "transform.config", "TRANSFORM_CONFIG",
+        "Transform rules file (YAML: table include/exclude, renames, masks, row filters; see cdc-transform). Applied by file-sink before writing and by the transform function; validated at start-up. Unset: events pass unchanged (required by the transform function)." {
+        env_in_guide: false, default_doc: Some("(none; required by transform)"),
+    }
+    TRANSFORM_HASH_SALT: "transform.hashSalt", "TRANSFORM_HASH_SALT",
+        "Secret key of `hash` masks (HMAC-SHA256, hex). Required when the rules use `hash`; use TRANSFORM_HASH_SALT_FILE for a mounted secret." {
+        env_in_guide: false, secret: true, default_doc: Some("(none)"),
+    }
+    TRANSFORM_OUTPUT_PROJECT: "transform.outputProject", "TRANSFORM_OUTPUT_PROJECT",
+        "DataHub project the transform function publishes to. Unset: `datahub.project`." {
+        env_in_guide: false, default_doc: Some("(`datahub.project`)"),
+    }
+    TRANSFORM_OUTPUT_TOPIC: "transform.outputTopic", "TRANSFORM_OUTPUT_TOPIC",
+        "DataHub topic the transform function publishes transformed events to; must differ from `datahub.topic` in the same project. Required by the transform function." {
+        env_in_guide: false, default_doc: Some("— (required by transform)"),
+    }
+    TRANSFORM_DLQ_TOPIC: "transform.dlqTopic", "TRANSFORM_DLQ_TOPIC",
+        "DataHub topic (in the output project) for records the transform function cannot transform: the original record with attributes `cdc.dlq.stage`, `cdc.dlq.error`, `cdc.dlq.shard`, `cdc.dlq.sequence`." {
+        env_in_guide: false, default_doc: Some("(`<outputTopic>-dlq`)"),
+    }
+
+    // ---- s3 -----------------------------------------------------------------------------
+    S3_ENDPOINT: "s3.endpoint", "S3_ENDPOINT",
+        "Endpoint URL of the S3-compatible store that object-sink writes to (`output.path: s3://bucket/prefix`) and that `s3://` checkpoint directories live in, e.g. `http://minio:9000` or `https://oss-cn-hangzhou.aliyuncs.com`. Unset: AWS S3 (or `AWS_ENDPOINT_URL`)." {
+        env_in_guide: false, default_doc: Some("(AWS default chain)"),
+    }
+    S3_REGION: "s3.region", "S3_REGION",
+        "Region for request signing. Unset: the AWS default chain (`AWS_REGION`, profile), else `us-east-1`." {
+        env_in_guide: false, default_doc: Some("(AWS default chain, else us-east-1)"),
+    }
+    S3_PATH_STYLE_ACCESS: "s3.pathStyleAccess", "S3_PATH_STYLE_ACCESS",
+        "Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (MinIO, moto and most self-hosted stores need this)." {
+        env_in_guide: false, default: Some("false"), kind: Kind::Bool,
+        aliases: &["s3.path.style.access"],
+    }
+    S3_ACCESS_KEY: "s3.accessKey", "S3_ACCESS_KEY",
+        "Access key id; set together with `s3.secretKey`. Unset: the AWS default credential chain (`AWS_ACCESS_KEY_ID`, profile, web identity, ECS/EC2 metadata)." {
+        env_in_guide: false, secret: true, default_doc: Some("(AWS default chain)"),
+    }
+    S3_SECRET_KEY: "s3.secretKey", "S3_SECRET_KEY",
+        "Secret access key; set together with `s3.accessKey`." {
+        env_in_guide: false, secret: true, default_doc: Some("(AWS default chain)"),
+    }
+    S3_STAGING_DIR: "s3.stagingDir", "S3_STAGING_DIR",
+        "Local directory where object-sink writes files before uploading them (never the committed copy: what is lost here is read again after a restart). Unset: a directory under the system temp directory named after the output URL." {
+        env_in_guide: false, default_doc: Some("(temp dir)/cdc-object-sink/<bucket>/<prefix>"),
+    }
+
+    // ---- relay (datahub-relay) ----------------------------------------------------------
+    RELAY_TARGET: "relay.target", "RELAY_TARGET",
+        "Where datahub-relay delivers batches: `http` (POST JSON to `relay.http.url`), `lambda` (AWS Lambda Invoke API) or `stdout` (JSON lines, for debugging). Offsets are committed only after the target acknowledged a batch." {
+        env_in_guide: false, default: Some("http"), kind: Kind::Enum { values: crate::model::RelayTarget::NAMES, aliases: &[] },
+    }
+    RELAY_HTTP_URL: "relay.http.url", "RELAY_HTTP_URL",
+        "URL batches are POSTed to (target `http`); a 2xx answer acknowledges the batch." {
+        env_in_guide: false, default_doc: Some("— (required when relay.target is http)"),
+    }
+    RELAY_TIMEOUT: "relay.timeoutMs", "RELAY_TIMEOUT",
+        "Timeout (ms) of one delivery attempt (HTTP request or Lambda invocation)." {
+        env_in_guide: false, default: Some("30000"), kind: Kind::Millis { min: 1 },
+    }
+    RELAY_MAX_RETRIES: "relay.maxRetries", "RELAY_MAX_RETRIES",
+        "Retries of a batch after a 5xx, 429, timeout, connection error or Lambda function error; then the relay stops without committing (a restart delivers the batch again)." {
+        env_in_guide: false, default: Some("5"), kind: Kind::Int { min: 0, max: U32_MAX },
+    }
+    RELAY_RETRY_BACKOFF: "relay.retryBackoffMs", "RELAY_RETRY_BACKOFF",
+        "First retry delay (ms); doubles per retry, up to 30 s." {
+        env_in_guide: false, default: Some("500"), kind: Kind::Millis { min: 1 },
+    }
+    RELAY_LAMBDA_FUNCTION_NAME: "relay.lambda.functionName", "RELAY_LAMBDA_FUNCTION_NAME",
+        "Lambda function name or ARN (target `lambda`). Requests are signed with SigV4 when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN) are set." {
+        env_in_guide: false, default_doc: Some("— (required when relay.target is lambda)"),
+    }
+    RELAY_LAMBDA_REGION: "relay.lambda.region", "RELAY_LAMBDA_REGION",
+        "AWS region of the Lambda function (request signing, and the default endpoint)." {
+        env_in_guide: false, default: Some("us-east-1"),
+    }
+    RELAY_LAMBDA_ENDPOINT: "relay.lambda.endpoint", "RELAY_LAMBDA_ENDPOINT",
+        "Lambda API endpoint URL; set it to target a local Lambda emulator." {
+        env_in_guide: false, default_doc: Some("(https://lambda.{region}.amazonaws.com)"),
+    }
+    RELAY_BATCH_MAX_RECORDS: "relay.batch.maxRecords", "RELAY_BATCH_MAX_RECORDS",
+        "A shard's batch is delivered once it holds this many records." {
+        env_in_guide: false, default: Some("500"), kind: Kind::Int { min: 1, max: 1_000_000 },
+    }
+    RELAY_BATCH_MAX_BYTES: "relay.batch.maxBytes", "RELAY_BATCH_MAX_BYTES",
+        "A shard's batch is delivered once its records' payloads reach this size (Lambda's synchronous payload limit is 6 MB)." {
+        env_in_guide: false, default: Some("1m"), kind: Kind::Size { min: 1 },
+    }
+    RELAY_BATCH_LINGER: "relay.batch.lingerMs", "RELAY_BATCH_LINGER",
+        "A shard's batch is delivered at the latest this long (ms) after its first record arrived." {
+        env_in_guide: false, default: Some("1000"), kind: Kind::Millis { min: 0 },
+    }
+    RELAY_SESSION_TIMEOUT: "relay.sessionTimeoutMs", "RELAY_SESSION_TIMEOUT",
+        "Consumer-group session timeout (ms) asked for at join: a relay replica silent this long loses its shards to the others. Heartbeats go every sixth of it. datahub-local grants at least 6000." {
+        env_in_guide: false, default: Some("6000"), kind: Kind::Millis { min: 1000 },
+    }
 
     // ---- monitoring ---------------------------------------------------------------------
     MONITORING_PORT: "monitoring.port", "MONITORING_PORT",
@@ -393,16 +496,24 @@ settings! {
         default: Some("true"), kind: Kind::Bool,
     }
     ALERT_LATENCY_THRESHOLD: "monitoring.alerts.latencyThresholdMs", "ALERT_LATENCY_THRESHOLD",
-        "End-to-end latency (ms) above which an alert fires." {
+        "End-to-end latency (ms): the HighDataLatency alert fires when the p99 (`flink_latency_p99`, last 60 s) stays above it for 5 min." {
         default: Some("60000"), kind: Kind::Millis { min: 1 },
     }
     ALERT_CHECKPOINT_FAILURE_RATE: "monitoring.alerts.checkpointFailureRate", "ALERT_CHECKPOINT_FAILURE_RATE",
-        "Fraction of failed checkpoints (0-1) above which an alert fires." {
+        "Fraction of failed checkpoints (0-1): the HighCheckpointFailureRate alert fires when failed/attempted over the last 5 min stays above it for 5 min." {
         default: Some("0.1"), kind: Kind::Float { min: 0.0, max: 1.0 },
     }
     ALERT_LOAD_THRESHOLD: "monitoring.alerts.loadThreshold", "ALERT_LOAD_THRESHOLD",
-        "Load (0-1) above which an alert fires." {
+        "Load (0-1): the process's CPU time as a fraction of its usable cores (`flink_taskmanager_cpu_usage`, cgroup quota honoured); the HighCPUUsage alert fires when it stays above this for 10 min." {
         default: Some("0.8"), kind: Kind::Float { min: 0.0, max: 1.0 },
+    }
+    ALERTMANAGER_URL: "monitoring.alerts.alertmanagerUrl", "ALERTMANAGER_URL",
+        "Alertmanager to post firing and resolved alerts to (`POST /api/v2/alerts`), e.g. `http://alertmanager:9093`; comma-separated for an HA pair (each gets every alert). http only. Unset: alerts are still evaluated and shown in /health and /metrics (`cdc_alert_firing`)." {
+        env_in_guide: false, kind: Kind::List, default_doc: Some("(none: not sent)"),
+    }
+    ALERT_EVALUATION_INTERVAL: "monitoring.alerts.evaluationIntervalMs", "ALERT_EVALUATION_INTERVAL",
+        "How often the alerts are evaluated in-process (ms); the guide's Prometheus rule group uses 30 s." {
+        env_in_guide: false, default: Some("30000"), kind: Kind::Millis { min: 10 },
     }
 
     // ---- logging ------------------------------------------------------------------------

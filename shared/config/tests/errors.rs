@@ -181,7 +181,9 @@ fn output_path_is_not_checked_for_roles_that_write_no_files() {
     let scratch = Scratch::new();
     let blocker = scratch.write("blocker", "x");
     let below = format!("{blocker}/out");
-    ok(scratch.load(Role::Transform, None, &with(&[("OUTPUT_PATH", below.as_str())])));
+    let rules = scratch.write("rules.yml", "");
+    let transform = [("TRANSFORM_CONFIG", rules.as_str()), ("TRANSFORM_OUTPUT_TOPIC", "out"), ("OUTPUT_PATH", below.as_str())];
+    ok(scratch.load(Role::Transform, None, &with(&transform)));
     // object-sink may point at an object store; file-sink may not.
     ok(scratch.load(Role::ObjectSink, None, &with(&[("OUTPUT_PATH", "s3://bucket/prefix")])));
     let e = err(scratch.load(Role::FileSink, None, &with(&[("OUTPUT_PATH", "s3://bucket/prefix")])));

@@ -26,8 +26,9 @@ fn required_settings_depend_on_the_role() {
     let cases: [(Role, &[&str]); 7] = [
         (Role::CdcCapture, &["database.password", "datahub.endpoint"]),
         (Role::DatahubLocal, &[]),
-        (Role::DatahubRelay, &["datahub.endpoint"]),
-        (Role::Transform, &["datahub.endpoint"]),
+        // The default target is http, which needs its URL.
+        (Role::DatahubRelay, &["datahub.endpoint", "relay.http.url"]),
+        (Role::Transform, &["datahub.endpoint", "transform.config", "transform.outputTopic"]),
         (Role::FileSink, &["datahub.endpoint"]),
         (Role::ObjectSink, &["datahub.endpoint"]),
         // DataHub is embedded by default here, so only the database password is missing.
@@ -46,9 +47,13 @@ fn required_settings_depend_on_the_role() {
 #[test]
 fn a_remote_endpoint_needs_access_keys() {
     let scratch = Scratch::new();
-    let e = err(scratch.load(Role::Transform, None, &[("DATAHUB_ENDPOINT", "https://dh-cn-hangzhou.aliyuncs.com")]));
+    let rules = scratch.write("rules.yml", "");
+    let transform = [("TRANSFORM_CONFIG", rules.as_str()), ("TRANSFORM_OUTPUT_TOPIC", "out")];
+    let env: Vec<(&str, &str)> = transform.iter().copied().chain([("DATAHUB_ENDPOINT", "https://dh-cn-hangzhou.aliyuncs.com")]).collect();
+    let e = err(scratch.load(Role::Transform, None, &env));
     assert_eq!(missing_keys(&e), ["datahub.accessId", "datahub.accessKey"]);
-    ok(scratch.load(Role::Transform, None, REMOTE_DATAHUB));
+    let env: Vec<(&str, &str)> = transform.iter().chain(REMOTE_DATAHUB).copied().collect();
+    ok(scratch.load(Role::Transform, None, &env));
 }
 
 #[test]
@@ -72,7 +77,8 @@ fn embedded_is_refused_where_it_cannot_work() {
 #[test]
 fn endpoints_are_normalised_to_urls() {
     let scratch = Scratch::new();
-    let keys = [("DATAHUB_ACCESS_ID", "id"), ("DATAHUB_ACCESS_KEY", "key")];
+    let rules = scratch.write("rules.yml", "");
+    let keys = [("DATAHUB_ACCESS_ID", "id"), ("DATAHUB_ACCESS_KEY", "key"), ("TRANSFORM_CONFIG", rules.as_str()), ("TRANSFORM_OUTPUT_TOPIC", "out")];
     let load = |endpoint: &'static str, extra: &[(&'static str, &'static str)]| {
         let env: Vec<(&str, &str)> = keys.iter().chain(extra).copied().chain([("DATAHUB_ENDPOINT", endpoint)]).collect();
         ok(scratch.load(Role::Transform, None, &env)).datahub
@@ -90,8 +96,26 @@ fn endpoints_are_normalised_to_urls() {
 #[test]
 fn a_password_is_not_required_where_the_database_is_not_used() {
     let scratch = Scratch::new();
-    let config = ok(scratch.load(Role::DatahubRelay, None, REMOTE_DATAHUB));
+    let env: Vec<(&str, &str)> = REMOTE_DATAHUB.iter().copied().chain([("RELAY_HTTP_URL", "http://receiver:8000/batches")]).collect();
+    let config = ok(scratch.load(Role::DatahubRelay, None, &env));
     assert!(config.database.password.is_none());
+}
+
+#[test]
+fn the_relay_needs_its_targets_address_and_checks_it() {
+    let scratch = Scratch::new();
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> { REMOTE_DATAHUB.iter().copied().chain(extra.iter().copied()).collect() };
+    let e = err(scratch.load(Role::DatahubRelay, None, &with(&[("RELAY_TARGET", "lambda")])));
+    assert_eq!(missing_keys(&e), vec!["relay.lambda.functionName".to_string()]);
+    let e = err(scratch.load(Role::DatahubRelay, None, &with(&[("RELAY_HTTP_URL", "ftp://x")])));
+    assert!(e.to_string().contains("relay.http.url"), "{e}");
+    let config = ok(scratch.load(Role::DatahubRelay, None, &with(&[("RELAY_TARGET", "lambda"), ("RELAY_LAMBDA_FUNCTION_NAME", "f"), ("RELAY_LAMBDA_REGION", "eu-west-1"), ("RELAY_BATCH_MAX_BYTES", "2m")])));
+    assert_eq!(config.relay.target, cdc_config::RelayTarget::Lambda);
+    assert_eq!(config.relay.lambda_endpoint_url(), "https://lambda.eu-west-1.amazonaws.com");
+    assert_eq!(config.relay.batch_max_bytes, 2 * 1024 * 1024);
+    assert_eq!(config.relay.session_timeout_ms, 6000);
+    // Other roles never need the relay's target.
+    ok(scratch.load(Role::DatahubLocal, None, &[("RELAY_TARGET", "lambda")]));
 }
 
 #[test]
@@ -113,4 +137,28 @@ fn a_file_endpoint_needs_no_credentials_and_keeps_its_path() {
     )
     .expect_err("a relative file endpoint is ambiguous");
     assert!(err.to_string().contains("DATAHUB_ENDPOINT"), "{err}");
+}
+
+#[test]
+fn transform_settings_are_checked_at_start_up() {
+    let scratch = Scratch::new();
+    let rules = scratch.write("rules.yml", "");
+    let out = scratch.path("out").display().to_string();
+    // The output shape: envelope has nested columns, which CSV cannot hold.
+    let e = err(scratch.load(Role::FileSink, None, &[("DATAHUB_ENDPOINT", "http://h:1"), ("DATAHUB_ACCESS_ID", "i"), ("DATAHUB_ACCESS_KEY", "k"), ("OUTPUT_PATH", out.as_str()), ("OUTPUT_SHAPE", "envelope"), ("OUTPUT_FORMAT", "csv")]));
+    assert!(e.to_string().contains("CSV cannot hold"), "{e}");
+    // A rules file that does not exist, a short salt, and the output topic equal to the input.
+    let mut env: Vec<(&str, &str)> = REMOTE_DATAHUB.to_vec();
+    env.extend([("TRANSFORM_CONFIG", "/nonexistent/rules.yml"), ("TRANSFORM_HASH_SALT", "short"), ("TRANSFORM_OUTPUT_TOPIC", "cdc-events")]);
+    let e = err(scratch.load(Role::Transform, None, &env));
+    let text = e.to_string();
+    assert_eq!(e.problems.len(), 3, "{text}");
+    assert!(text.contains("transform.config") && text.contains("at least 16 characters") && text.contains("another topic"), "{text}");
+    assert!(!text.contains("short"), "the salt is secret: {text}");
+    // Defaults: the output project follows datahub.project, the DLQ topic the output topic.
+    let mut env: Vec<(&str, &str)> = REMOTE_DATAHUB.to_vec();
+    env.extend([("TRANSFORM_CONFIG", rules.as_str()), ("TRANSFORM_OUTPUT_TOPIC", "clean"), ("DATAHUB_PROJECT", "p")]);
+    let config = ok(scratch.load(Role::Transform, None, &env));
+    assert_eq!((config.transform.output_project.as_str(), config.transform.dlq_topic.as_deref()), ("p", Some("clean-dlq")));
+    assert_eq!(config.output.shape, cdc_config::OutputShape::Flat);
 }

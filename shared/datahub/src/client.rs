@@ -1,8 +1,15 @@
-//! A DataHub client (JSON protocol): signed requests (§3), LZ4/zlib request bodies, typed
-//! errors, and retries with jittered exponential backoff for the errors worth retrying.
+//! A DataHub client: signed requests (§3), LZ4/zlib request bodies, typed errors, and retries
+//! with jittered exponential backoff for the errors worth retrying.
+//!
+//! Records travel in the [`Protocol`] chosen on the builder — JSON (the default), PB or batch
+//! (§4) — while every other call is JSON, as in pydatahub. Batch mode needs each TUPLE
+//! record's schema and its registered version id: the client lists the topic's schemas
+//! (ListSchema) once per topic and picks, per record, the newest version its values fit.
+//! HTTPS verifies the server certificate unless `with_ssl_verify(false)` (`datahub.sslVerify`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -10,9 +17,25 @@ use serde_json::{json, Value};
 
 pub use cdc_datalog::{CursorRequest as CursorType, RecordType, TopicSpec};
 
+use crate::batch::{self, EncodeRecord, Layout};
 use crate::codec::{self, CodecError, Compression};
 use crate::model::RecordData;
+use crate::pb;
+use crate::schema::RecordSchema;
 use crate::sign;
+
+/// How records travel (§4). Metadata calls are JSON whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// JSON bodies (pydatahub's `DataHub()` default).
+    #[default]
+    Json,
+    /// Protobuf in a DHUB frame (`application/x-protobuf`).
+    Pb,
+    /// Binary batches (`application/x-binary`): writes go to one shard per request
+    /// (PutRecordsByShard), reads return batches whose records share a sequence.
+    Batch,
+}
 
 /// What a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +45,35 @@ pub enum ClientError {
     #[error("{operation}: HTTP {status} {code}: {message} (request id {request_id:?})")]
     Api { operation: &'static str, status: u16, code: String, message: String, request_id: String },
     /// Connection or transfer failed.
-    #[error("{operation}: transport: {source}")]
+    #[error("{operation}: transport: {}", chain(source))]
     Transport { operation: &'static str, source: reqwest::Error },
     /// The answer could not be understood.
     #[error("{operation}: unexpected response: {reason}")]
     Decode { operation: &'static str, reason: String },
     #[error("{operation}: {source}")]
     Codec { operation: &'static str, source: CodecError },
+    /// The TLS handshake failed: the server's certificate was refused (unknown CA, wrong
+    /// name, expired) or TLS is not spoken there. Retrying cannot help.
+    #[error("{operation}: TLS with {endpoint} failed: {reason} (trust the server's CA with a CA certificate, or set datahub.sslVerify=false)")]
+    Tls { operation: &'static str, endpoint: String, reason: String },
+    /// The caller's input cannot be sent as asked (e.g. a batch record without a shard).
+    #[error("{operation}: {reason}")]
+    Invalid { operation: &'static str, reason: String },
+}
+
+/// `reqwest::Error`'s own message hides its cause ("error sending request"); this shows it.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 impl ClientError {
@@ -48,7 +93,7 @@ impl ClientError {
             ClientError::Api { status, code, .. } => {
                 *status >= 500 || *status == 429 || matches!(code.as_str(), "LimitExceeded" | "InternalServerError" | "ConsumerGroupInProcess" | "ServiceUnavailable")
             }
-            ClientError::Decode { .. } | ClientError::Codec { .. } => false,
+            ClientError::Decode { .. } | ClientError::Codec { .. } | ClientError::Tls { .. } | ClientError::Invalid { .. } => false,
         }
     }
 }
@@ -67,6 +112,10 @@ pub struct DatahubClientBuilder {
     base_backoff: Duration,
     max_backoff: Duration,
     timeout: Duration,
+    protocol: Protocol,
+    ssl_verify: bool,
+    /// PEM CA certificates trusted in addition to the built-in and system roots.
+    extra_roots: Vec<Vec<u8>>,
 }
 
 impl DatahubClientBuilder {
@@ -81,6 +130,9 @@ impl DatahubClientBuilder {
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             timeout: Duration::from_secs(120),
+            protocol: Protocol::Json,
+            ssl_verify: true,
+            extra_roots: Vec::new(),
         }
     }
     pub fn with_credentials(mut self, access_id: impl Into<String>, access_key: impl Into<String>) -> Self {
@@ -111,18 +163,64 @@ impl DatahubClientBuilder {
         self.timeout = timeout;
         self
     }
+    /// How records travel (default JSON).
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+    /// Verify the server's certificate over HTTPS (`datahub.sslVerify`, default true).
+    pub fn with_ssl_verify(mut self, verify: bool) -> Self {
+        self.ssl_verify = verify;
+        self
+    }
+    /// Trusts the CA certificate(s) in this PEM as well (a private CA, e.g. in front of
+    /// datahub-local).
+    pub fn with_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(pem.into());
+        self
+    }
     pub fn build(self) -> Result<DatahubClient> {
+        let invalid = |reason: String| ClientError::Invalid { operation: "building the HTTP client", reason };
+        let tls = crate::tls::client_config(self.ssl_verify, &self.extra_roots).map_err(invalid)?;
+        if !self.ssl_verify && self.endpoint.starts_with("https://") {
+            tracing::warn!(endpoint = %self.endpoint, "DataHub server certificate verification is off (datahub.sslVerify=false)");
+        }
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(Duration::from_secs(5))
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|source| ClientError::Transport { operation: "building the HTTP client", source })?;
-        Ok(DatahubClient { http, cfg: self, jitter: AtomicU64::new(seed()), server_kind: AtomicU8::new(SERVER_UNKNOWN) })
+        Ok(DatahubClient {
+            http,
+            cfg: self,
+            jitter: AtomicU64::new(seed()),
+            server_kind: AtomicU8::new(SERVER_UNKNOWN),
+            topics: Mutex::new(HashMap::new()),
+        })
     }
 }
 
 fn seed() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
+}
+
+/// The body kind of a request: its Content-Type and, for PB/batch records, the
+/// `x-datahub-request-action` (`pub`/`sub`) that says what it is.
+#[derive(Debug, Clone, Copy)]
+struct Content {
+    content_type: &'static str,
+    action: Option<&'static str>,
+}
+
+impl Content {
+    const JSON: Content = Content { content_type: "application/json", action: None };
+    fn pb(action: &'static str) -> Self {
+        Content { content_type: "application/x-protobuf", action: Some(action) }
+    }
+    fn batch(action: &'static str) -> Self {
+        Content { content_type: "application/x-binary", action: Some(action) }
+    }
 }
 
 /// A DataHub client; cheap to share behind an `Arc` (one connection pool).
@@ -133,6 +231,22 @@ pub struct DatahubClient {
     jitter: AtomicU64,
     /// What the last answer said the server is (`SERVER_*`), from `x-datahub-server`.
     server_kind: AtomicU8,
+    /// Per `project/topic`: record type and registered schemas, for PB and batch records.
+    topics: Mutex<HashMap<String, Arc<TopicLayout>>>,
+}
+
+/// What the client needs to know of a topic to encode and decode PB and batch records.
+#[derive(Debug)]
+struct TopicLayout {
+    record_type: RecordType,
+    /// `(version id, schema)`, oldest first.
+    schemas: Vec<(i32, RecordSchema)>,
+}
+
+impl TopicLayout {
+    fn schema(&self, version: i32) -> Option<&RecordSchema> {
+        self.schemas.iter().find(|(v, _)| *v == version).map(|(_, s)| s)
+    }
 }
 
 const SERVER_UNKNOWN: u8 = 0;
@@ -155,12 +269,48 @@ pub struct ProjectInfo {
     pub last_modify_time: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A shard as ListShard describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShardInfo {
     pub shard_id: String,
+    /// `ACTIVE`, `CLOSED` (split or merged away: readable to its end), `OPENING`, `CLOSING`.
     pub state: String,
     pub begin_hash_key: String,
     pub end_hash_key: String,
+    /// The shard(s) this one was split or merged from; read them to their end first to keep
+    /// per-key order.
+    pub parent_shard_ids: Vec<String>,
+    /// Neighbouring ACTIVE shards by hash range, `None` when there is none (the service's
+    /// `4294967295`).
+    pub left_shard_id: Option<String>,
+    pub right_shard_id: Option<String>,
+    /// When the shard was closed (the service's unit; datahub-local: epoch seconds).
+    pub closed_time: Option<i64>,
+}
+
+impl ShardInfo {
+    pub fn is_active(&self) -> bool {
+        self.state == "ACTIVE"
+    }
+    pub fn is_closed(&self) -> bool {
+        self.state == "CLOSED"
+    }
+}
+
+/// A shard created by a split or a merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewShard {
+    pub shard_id: String,
+    pub begin_hash_key: String,
+    pub end_hash_key: String,
+}
+
+/// A registered version of a topic's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaVersionInfo {
+    pub version_id: i64,
+    /// The RecordSchema JSON string.
+    pub record_schema: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +357,12 @@ pub struct FailedRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The record's sequence. In batch mode every record of one batch carries the batch's
+    /// sequence and is told apart by `batch_index` (on datahub-local record `i` of a batch
+    /// is also readable alone at `sequence + i`).
     pub sequence: i64,
+    /// Position inside its batch (batch mode); 0 in JSON and PB modes.
+    pub batch_index: u32,
     pub system_time: i64,
     pub data: RecordData,
     pub attributes: BTreeMap<String, String>,
@@ -228,17 +383,19 @@ pub struct SubscriptionOffset {
     pub version: i64,
     /// As the server sent it (number or string), needed to commit.
     pub session_id: Option<String>,
+    /// Position inside the batch at `sequence` (batch-mode readers); 0 otherwise.
+    pub batch_index: i64,
 }
 
-fn decode_err(operation: &'static str, reason: impl Into<String>) -> ClientError {
+pub(crate) fn decode_err(operation: &'static str, reason: impl Into<String>) -> ClientError {
     ClientError::Decode { operation, reason: reason.into() }
 }
 
-fn get_i64(operation: &'static str, v: &Value, key: &str) -> Result<i64> {
+pub(crate) fn get_i64(operation: &'static str, v: &Value, key: &str) -> Result<i64> {
     v.get(key).and_then(Value::as_i64).ok_or_else(|| decode_err(operation, format!("{key} missing or not an integer")))
 }
 
-fn get_str(operation: &'static str, v: &Value, key: &str) -> Result<String> {
+pub(crate) fn get_str(operation: &'static str, v: &Value, key: &str) -> Result<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string).ok_or_else(|| decode_err(operation, format!("{key} missing or not a string")))
 }
 
@@ -273,12 +430,17 @@ impl DatahubClient {
         Duration::from_nanos(x % (cap.as_nanos() as u64).max(1))
     }
 
-    /// Sends one operation with retries; returns the (decompressed) body.
-    async fn call(&self, operation: &'static str, method: Method, path: &str, body: Option<Value>, compress: bool) -> Result<Vec<u8>> {
+    /// Sends one JSON operation with retries; returns the (decompressed) body.
+    pub(crate) async fn call(&self, operation: &'static str, method: Method, path: &str, body: Option<Value>, compress: bool) -> Result<Vec<u8>> {
         let raw = body.map(|b| b.to_string().into_bytes());
+        self.call_raw(operation, method, path, raw.as_deref(), Content::JSON, compress).await
+    }
+
+    /// Sends one operation with any body with retries; returns the (decompressed) body.
+    async fn call_raw(&self, operation: &'static str, method: Method, path: &str, raw: Option<&[u8]>, content: Content, compress: bool) -> Result<Vec<u8>> {
         let mut attempt = 0;
         loop {
-            match self.call_once(operation, method.clone(), path, raw.as_deref(), compress).await {
+            match self.call_once(operation, method.clone(), path, raw, content, compress).await {
                 Err(e) if e.is_retryable() && attempt < self.cfg.max_retries => {
                     let wait = self.backoff(attempt);
                     tracing::debug!(operation, attempt, ?wait, error = %e, "retrying DataHub request");
@@ -290,12 +452,15 @@ impl DatahubClient {
         }
     }
 
-    async fn call_once(&self, operation: &'static str, method: Method, path: &str, raw: Option<&[u8]>, compress: bool) -> Result<Vec<u8>> {
-        let content_type = "application/json";
+    async fn call_once(&self, operation: &'static str, method: Method, path: &str, raw: Option<&[u8]>, content: Content, compress: bool) -> Result<Vec<u8>> {
+        let content_type = content.content_type;
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let mut dh: Vec<(&str, String)> = vec![("x-datahub-client-version", "1.1".into())];
         if let Some(t) = &self.cfg.security_token {
             dh.push(("x-datahub-security-token", t.clone()));
+        }
+        if let Some(action) = content.action {
+            dh.push(("x-datahub-request-action", action.into()));
         }
         let mut content_encoding = None;
         let body = match raw {
@@ -334,7 +499,10 @@ impl DatahubClient {
         if raw.is_some() {
             req = req.body(body);
         }
-        let resp = req.send().await.map_err(|source| ClientError::Transport { operation, source })?;
+        let resp = req.send().await.map_err(|source| match crate::tls::tls_failure(&source) {
+            Some(reason) => ClientError::Tls { operation, endpoint: self.cfg.endpoint.clone(), reason },
+            None => ClientError::Transport { operation, source },
+        })?;
         let status = resp.status().as_u16();
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let request_id = header("x-datahub-request-id").unwrap_or_default();
@@ -360,7 +528,7 @@ impl DatahubClient {
         Ok(bytes)
     }
 
-    async fn call_json(&self, operation: &'static str, method: Method, path: &str, body: Option<Value>, compress: bool) -> Result<Value> {
+    pub(crate) async fn call_json(&self, operation: &'static str, method: Method, path: &str, body: Option<Value>, compress: bool) -> Result<Value> {
         let bytes = self.call(operation, method, path, body, compress).await?;
         serde_json::from_slice(&bytes).map_err(|e| decode_err(operation, format!("body is not JSON: {e}")))
     }
@@ -414,19 +582,132 @@ impl DatahubClient {
 
     pub async fn list_shards(&self, project: &str, topic: &str) -> Result<Vec<ShardInfo>> {
         const OP: &str = "ListShard";
+        /// The service's "no such shard" in LeftShardId/RightShardId.
+        const NONE: &str = "4294967295";
         let v = self.call_json(OP, Method::GET, &format!("/projects/{project}/topics/{topic}/shards"), None, false).await?;
         let shards = v.get("Shards").and_then(Value::as_array).ok_or_else(|| decode_err(OP, "Shards missing"))?;
+        let id = |x: &Value| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|n| n.to_string()));
         shards
             .iter()
             .map(|s| {
+                let neighbour = |key: &str| s.get(key).and_then(id).filter(|v| !v.is_empty() && v != NONE);
                 Ok(ShardInfo {
                     shard_id: get_str(OP, s, "ShardId")?,
                     state: get_str(OP, s, "State")?,
                     begin_hash_key: get_str(OP, s, "BeginHashKey").unwrap_or_default(),
                     end_hash_key: get_str(OP, s, "EndHashKey").unwrap_or_default(),
+                    parent_shard_ids: s.get("ParentShardIds").and_then(Value::as_array).map(|a| a.iter().filter_map(id).collect()).unwrap_or_default(),
+                    left_shard_id: neighbour("LeftShardId"),
+                    right_shard_id: neighbour("RightShardId"),
+                    // `""` while open; a number (or numeric string) once closed.
+                    closed_time: s.get("ClosedTime").and_then(|t| t.as_i64().or_else(|| t.as_str().and_then(|t| t.parse().ok()))),
                 })
             })
             .collect()
+    }
+
+    /// Splits an ACTIVE shard at `split_key` (32 hex digits; `None`: the middle of its range,
+    /// as pydatahub computes it). The shard becomes CLOSED; returns the two new shards.
+    pub async fn split_shard(&self, project: &str, topic: &str, shard: &str, split_key: Option<&str>) -> Result<Vec<NewShard>> {
+        const OP: &str = "SplitShard";
+        let key = match split_key {
+            Some(k) => k.to_string(),
+            None => {
+                let all = self.list_shards(project, topic).await?;
+                let s = all.iter().find(|s| s.shard_id == shard).ok_or_else(|| ClientError::Invalid { operation: OP, reason: format!("shard {shard} is not listed") })?;
+                let hex = |h: &str| u128::from_str_radix(h, 16).map_err(|_| decode_err(OP, format!("hash key {h:?} is not hex")));
+                let (b, e) = (hex(&s.begin_hash_key)?, hex(&s.end_hash_key)?);
+                format!("{:032X}", b / 2 + e / 2 + (b & e & 1))
+            }
+        };
+        let body = json!({"Action": "split", "ShardId": shard, "SplitKey": key});
+        let v = self.call_json(OP, Method::POST, &format!("/projects/{project}/topics/{topic}/shards"), Some(body), false).await?;
+        let list = v.get("NewShards").and_then(Value::as_array).ok_or_else(|| decode_err(OP, "NewShards missing"))?;
+        list.iter().map(|s| new_shard(OP, s)).collect()
+    }
+
+    /// Merges two adjacent ACTIVE shards; both become CLOSED. Returns the new shard.
+    pub async fn merge_shard(&self, project: &str, topic: &str, shard: &str, adjacent: &str) -> Result<NewShard> {
+        const OP: &str = "MergeShard";
+        let body = json!({"Action": "merge", "ShardId": shard, "AdjacentShardId": adjacent});
+        let v = self.call_json(OP, Method::POST, &format!("/projects/{project}/topics/{topic}/shards"), Some(body), false).await?;
+        new_shard(OP, &v)
+    }
+
+    /// The topic's registered schemas (ListSchema), oldest first.
+    pub async fn list_schemas(&self, project: &str, topic: &str) -> Result<Vec<SchemaVersionInfo>> {
+        const OP: &str = "ListTopicSchema";
+        const PAGE: i64 = 100;
+        let mut out = Vec::new();
+        for page in 1.. {
+            let body = json!({"Action": "ListSchema", "PageNumber": page, "PageSize": PAGE});
+            let v = self.call_json(OP, Method::POST, &format!("/projects/{project}/topics/{topic}"), Some(body), false).await?;
+            let list = v.get("RecordSchemaList").and_then(Value::as_array).cloned().unwrap_or_default();
+            for item in &list {
+                out.push(SchemaVersionInfo { version_id: get_i64(OP, item, "VersionId")?, record_schema: get_str(OP, item, "RecordSchema")? });
+            }
+            let pages = v.get("PageCount").and_then(Value::as_i64).unwrap_or(0);
+            if list.is_empty() || page >= pages {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Registers a schema version (RegisterSchema); returns its version id.
+    pub async fn register_schema(&self, project: &str, topic: &str, record_schema: &str) -> Result<i64> {
+        const OP: &str = "RegisterTopicSchema";
+        let body = json!({"Action": "RegisterSchema", "RecordSchema": record_schema});
+        let v = self.call_json(OP, Method::POST, &format!("/projects/{project}/topics/{topic}"), Some(body), false).await?;
+        self.forget_topic(project, topic);
+        Ok(v.get("VersionId").and_then(Value::as_i64).unwrap_or(0))
+    }
+
+    fn forget_topic(&self, project: &str, topic: &str) {
+        self.topics.lock().unwrap_or_else(|p| p.into_inner()).remove(&format!("{project}/{topic}"));
+    }
+
+    /// The topic's record type and schemas, cached; `refresh` re-reads them (a record named a
+    /// version the cache does not know).
+    async fn layout(&self, project: &str, topic: &str, refresh: bool) -> Result<Arc<TopicLayout>> {
+        const OP: &str = "GetTopic";
+        let key = format!("{project}/{topic}");
+        if !refresh {
+            if let Some(l) = self.topics.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+                return Ok(l.clone());
+            }
+        }
+        let info = self.get_topic(project, topic).await?;
+        let record_type = match info.get("RecordType").and_then(Value::as_str).map(str::to_ascii_uppercase).as_deref() {
+            Some("BLOB") => RecordType::Blob,
+            Some("TUPLE") => RecordType::Tuple,
+            other => return Err(decode_err(OP, format!("RecordType is {other:?}, not BLOB or TUPLE"))),
+        };
+        let mut schemas = Vec::new();
+        if record_type == RecordType::Tuple {
+            // A service without the registry answers ListSchema with an error: then the
+            // topic's own schema is version 0 (below).
+            let versions = match self.list_schemas(project, topic).await {
+                Ok(v) => v,
+                Err(ClientError::Api { code, .. }) if !matches!(code.as_str(), "NoSuchProject" | "NoSuchTopic" | "Unauthorized" | "NoPermission") => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            for v in versions {
+                // Versions this client cannot parse are left out; records naming them fail
+                // to decode with a message that says so.
+                if let (Ok(id), Ok(schema)) = (i32::try_from(v.version_id), RecordSchema::parse(&v.record_schema)) {
+                    schemas.push((id, schema));
+                }
+            }
+            if schemas.is_empty() {
+                // A service without the registry: the topic's schema is version 0.
+                let text = get_str(OP, &info, "RecordSchema")?;
+                schemas.push((0, RecordSchema::parse(&text).map_err(|e| decode_err(OP, e))?));
+            }
+        }
+        let layout = Arc::new(TopicLayout { record_type, schemas });
+        self.topics.lock().unwrap_or_else(|p| p.into_inner()).insert(key, layout.clone());
+        Ok(layout)
     }
 
     pub async fn get_cursor(&self, project: &str, topic: &str, shard: &str, kind: CursorType) -> Result<Cursor> {
@@ -441,29 +722,75 @@ impl DatahubClient {
         Ok(Cursor { cursor: get_str(OP, &v, "Cursor")?, record_time: get_i64(OP, &v, "RecordTime")?, sequence: get_i64(OP, &v, "Sequence")? })
     }
 
-    /// Puts records; returns those the service rejected (empty = all written).
+    /// Puts records; returns those the service rejected (empty = all written). In batch mode
+    /// every record must name its shard: the records of each shard go as one batch
+    /// (PutRecordsByShard), and a shard's failure marks all its records failed.
     pub async fn put_records(&self, project: &str, topic: &str, records: &[PutRecord]) -> Result<Vec<FailedRecord>> {
         const OP: &str = "PutRecords";
-        let records: Vec<Value> = records
-            .iter()
-            .map(|r| {
-                let mut v = json!({"Data": r.data.to_json(), "Sequence": 0, "SystemTime": 0, "BatchIndex": 0});
-                if let Some(s) = &r.shard_id {
-                    v["ShardId"] = s.clone().into();
+        let path = format!("/projects/{project}/topics/{topic}/shards");
+        match self.cfg.protocol {
+            Protocol::Json => self.put_records_json(project, topic, records).await,
+            Protocol::Pb => {
+                let body = codec::wrap_frame(&pb::encode_put_records(&records.iter().map(pb_record).collect::<Vec<_>>()));
+                let bytes = self.call_raw(OP, Method::POST, &path, Some(&body), Content::pb("pub"), true).await?;
+                let frame = codec::unwrap_frame(&bytes).map_err(|source| ClientError::Codec { operation: OP, source })?;
+                let failed = pb::decode_put_response(frame).map_err(|e| decode_err(OP, e.to_string()))?;
+                Ok(failed.into_iter().map(|(index, code, message)| FailedRecord { index, code, message }).collect())
+            }
+            Protocol::Batch => {
+                let mut by_shard: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+                for (i, r) in records.iter().enumerate() {
+                    let shard = r.shard_id.as_deref().ok_or_else(|| ClientError::Invalid {
+                        operation: OP,
+                        reason: format!("record {i} names no shard; batch mode writes to one shard per request"),
+                    })?;
+                    by_shard.entry(shard).or_default().push(i);
                 }
-                if let Some(h) = &r.hash_key {
-                    v["HashKey"] = h.clone().into();
+                let mut failed = Vec::new();
+                for (shard, indexes) in by_shard {
+                    let batch: Vec<PutRecord> = indexes.iter().map(|i| records[*i].clone()).collect();
+                    match self.put_batch(project, topic, shard, &batch).await {
+                        Ok(()) => {}
+                        Err(ClientError::Api { code, message, .. }) => {
+                            failed.extend(indexes.into_iter().map(|index| FailedRecord { index, code: code.clone(), message: message.clone() }))
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
-                if let Some(p) = &r.partition_key {
-                    v["PartitionKey"] = p.clone().into();
+                failed.sort_by_key(|f| f.index);
+                Ok(failed)
+            }
+        }
+    }
+
+    /// Puts records into one shard as one request, all or nothing (PutRecordsByShard). Batch
+    /// mode sends one batch, its payload compressed with the client's compression and each
+    /// TUPLE record's header naming its schema version; PB mode a PB request; JSON mode (which
+    /// has no such call) a PutRecords whose records all name the shard.
+    pub async fn put_records_by_shard(&self, project: &str, topic: &str, shard: &str, records: &[PutRecord]) -> Result<()> {
+        const OP: &str = "PutRecordsByShard";
+        let path = format!("/projects/{project}/topics/{topic}/shards/{shard}");
+        match self.cfg.protocol {
+            Protocol::Json => {
+                let pinned: Vec<PutRecord> = records.iter().map(|r| PutRecord { shard_id: Some(shard.to_string()), ..r.clone() }).collect();
+                match self.put_records_json(project, topic, &pinned).await?.into_iter().next() {
+                    None => Ok(()),
+                    Some(f) => Err(ClientError::Api { operation: OP, status: 400, code: f.code, message: f.message, request_id: String::new() }),
                 }
-                if !r.attributes.is_empty() {
-                    v["Attributes"] = json!(r.attributes);
-                }
-                v
-            })
-            .collect();
-        let v = self.call_json(OP, Method::POST, &format!("/projects/{project}/topics/{topic}/shards"), Some(json!({"Action": "pub", "Records": records})), true).await?;
+            }
+            Protocol::Pb => {
+                let body = codec::wrap_frame(&pb::encode_put_records(&records.iter().map(pb_record).collect::<Vec<_>>()));
+                self.call_raw(OP, Method::POST, &path, Some(&body), Content::pb("pub"), true).await.map(drop)
+            }
+            Protocol::Batch => self.put_batch(project, topic, shard, records).await,
+        }
+    }
+
+    async fn put_records_json(&self, project: &str, topic: &str, records: &[PutRecord]) -> Result<Vec<FailedRecord>> {
+        const OP: &str = "PutRecords";
+        let records: Vec<Value> = records.iter().map(json_record).collect();
+        let path = format!("/projects/{project}/topics/{topic}/shards");
+        let v = self.call_json(OP, Method::POST, &path, Some(json!({"Action": "pub", "Records": records})), true).await?;
         let failed = v.get("FailedRecords").and_then(Value::as_array).cloned().unwrap_or_default();
         failed
             .iter()
@@ -471,28 +798,124 @@ impl DatahubClient {
             .collect()
     }
 
-    pub async fn get_records(&self, project: &str, topic: &str, shard: &str, cursor: &str, limit: u32) -> Result<GetRecordsResult> {
-        const OP: &str = "GetRecords";
-        let body = json!({"Action": "sub", "Cursor": cursor, "Limit": limit});
-        let v = self.call_json(OP, Method::POST, &format!("/projects/{project}/topics/{topic}/shards/{shard}"), Some(body), true).await?;
-        let records = v.get("Records").and_then(Value::as_array).ok_or_else(|| decode_err(OP, "Records missing"))?;
-        let records = records
+    async fn put_batch(&self, project: &str, topic: &str, shard: &str, records: &[PutRecord]) -> Result<()> {
+        const OP: &str = "PutRecordsByShard";
+        let path = format!("/projects/{project}/topics/{topic}/shards/{shard}");
+        let layout = self.layout(project, topic, false).await?;
+        let attributes: Vec<Vec<(String, String)>> = records.iter().map(|r| r.attributes.clone().into_iter().collect()).collect();
+        let encode = records
             .iter()
-            .map(|r| {
-                let attributes = r
-                    .get("Attributes")
-                    .and_then(Value::as_object)
-                    .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-                    .unwrap_or_default();
-                Ok(Record {
-                    sequence: get_i64(OP, r, "Sequence")?,
-                    system_time: get_i64(OP, r, "SystemTime")?,
-                    data: RecordData::from_json(r.get("Data").unwrap_or(&Value::Null)).map_err(|e| decode_err(OP, e))?,
-                    attributes,
-                })
+            .zip(&attributes)
+            .enumerate()
+            .map(|(i, (r, attrs))| {
+                let schema = match &r.data {
+                    RecordData::Blob(_) => None,
+                    // The newest registered version the values fit.
+                    RecordData::Tuple(values) => Some(
+                        layout.schemas.iter().rev().find(|(_, s)| s.check(values).is_ok()).map(|(v, s)| (s, *v)).ok_or_else(|| ClientError::Invalid {
+                            operation: OP,
+                            reason: format!("record {i} fits none of the topic's {} registered schema(s)", layout.schemas.len()),
+                        })?,
+                    ),
+                };
+                Ok(EncodeRecord { data: &r.data, schema, attributes: attrs })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(GetRecordsResult { next_cursor: get_str(OP, &v, "NextCursor")?, start_sequence: get_i64(OP, &v, "StartSeq")?, records })
+        let data = batch::encode_batch(&encode, self.cfg.compression).map_err(|e| ClientError::Invalid { operation: OP, reason: e.to_string() })?;
+        let body = codec::wrap_frame(&pb::encode_binary_records(&[data]));
+        // The payload is compressed inside the batch, not again over HTTP (as pydatahub).
+        self.call_raw(OP, Method::POST, &path, Some(&body), Content::batch("pub"), false).await.map(drop)
+    }
+
+    /// Reads up to `limit` records from `cursor` in the client's protocol.
+    pub async fn get_records(&self, project: &str, topic: &str, shard: &str, cursor: &str, limit: u32) -> Result<GetRecordsResult> {
+        const OP: &str = "GetRecords";
+        let path = format!("/projects/{project}/topics/{topic}/shards/{shard}");
+        match self.cfg.protocol {
+            Protocol::Json => {
+                let body = json!({"Action": "sub", "Cursor": cursor, "Limit": limit});
+                let v = self.call_json(OP, Method::POST, &path, Some(body), true).await?;
+                let records = v.get("Records").and_then(Value::as_array).ok_or_else(|| decode_err(OP, "Records missing"))?;
+                let records = records
+                    .iter()
+                    .map(|r| {
+                        let attributes = r
+                            .get("Attributes")
+                            .and_then(Value::as_object)
+                            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+                            .unwrap_or_default();
+                        Ok(Record {
+                            sequence: get_i64(OP, r, "Sequence")?,
+                            batch_index: 0,
+                            system_time: get_i64(OP, r, "SystemTime")?,
+                            data: RecordData::from_json(r.get("Data").unwrap_or(&Value::Null)).map_err(|e| decode_err(OP, e))?,
+                            attributes,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(GetRecordsResult { next_cursor: get_str(OP, &v, "NextCursor")?, start_sequence: get_i64(OP, &v, "StartSeq")?, records })
+            }
+            Protocol::Pb => {
+                // PB carries FieldData either way: the topic's type says BLOB or TUPLE.
+                let layout = self.layout(project, topic, false).await?;
+                let body = codec::wrap_frame(&pb::encode_get_records(cursor, limit));
+                let bytes = self.call_raw(OP, Method::POST, &path, Some(&body), Content::pb("sub"), true).await?;
+                let frame = codec::unwrap_frame(&bytes).map_err(|source| ClientError::Codec { operation: OP, source })?;
+                let got = pb::decode_get_response(frame).map_err(|e| decode_err(OP, e.to_string()))?;
+                let records = got
+                    .records
+                    .into_iter()
+                    .map(|r| {
+                        let data = match layout.record_type {
+                            RecordType::Blob => RecordData::Blob(r.fields.into_iter().next().flatten().unwrap_or_default()),
+                            RecordType::Tuple => RecordData::Tuple(
+                                r.fields.into_iter().map(|f| f.map(|b| String::from_utf8(b).map_err(|_| decode_err(OP, "a TUPLE value is not UTF-8"))).transpose()).collect::<Result<_>>()?,
+                            ),
+                        };
+                        Ok(Record { sequence: r.sequence, batch_index: 0, system_time: r.system_time, data, attributes: r.attributes.into_iter().collect() })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(GetRecordsResult { next_cursor: got.next_cursor, start_sequence: got.start_sequence, records })
+            }
+            Protocol::Batch => {
+                let body = codec::wrap_frame(&pb::encode_get_records(cursor, limit));
+                let bytes = self.call_raw(OP, Method::POST, &path, Some(&body), Content::batch("sub"), true).await?;
+                let frame = codec::unwrap_frame(&bytes).map_err(|source| ClientError::Codec { operation: OP, source })?;
+                let got = pb::decode_get_binary_response(frame).map_err(|e| decode_err(OP, e.to_string()))?;
+                let mut layout = self.layout(project, topic, false).await?;
+                let mut records = Vec::new();
+                for entry in &got.records {
+                    let decoded = match self.decode_entry(&layout, &entry.data) {
+                        // A version registered after the cache was filled: refresh once.
+                        Err(e) if e.contains("is not registered") => {
+                            layout = self.layout(project, topic, true).await?;
+                            self.decode_entry(&layout, &entry.data)
+                        }
+                        other => other,
+                    }
+                    .map_err(|e| decode_err(OP, format!("batch at sequence {}: {e}", entry.sequence)))?;
+                    for (i, r) in decoded.into_iter().enumerate() {
+                        records.push(Record {
+                            sequence: entry.sequence,
+                            batch_index: i as u32,
+                            system_time: entry.system_time,
+                            data: r.data,
+                            attributes: r.attributes.into_iter().collect(),
+                        });
+                    }
+                }
+                Ok(GetRecordsResult { next_cursor: got.next_cursor, start_sequence: got.start_sequence, records })
+            }
+        }
+    }
+
+    fn decode_entry(&self, layout: &TopicLayout, data: &[u8]) -> std::result::Result<Vec<batch::DecodedRecord>, String> {
+        let lookup = |v: i32| layout.schema(v).cloned();
+        let l = match layout.record_type {
+            RecordType::Blob => Layout::Blob,
+            RecordType::Tuple => Layout::Tuple(&lookup),
+        };
+        batch::decode_batch(data, &l, crate::server::MAX_RAW_BYTES).map_err(|e| e.to_string())
     }
 
     pub async fn create_subscription(&self, project: &str, topic: &str, comment: &str) -> Result<String> {
@@ -537,7 +960,8 @@ impl DatahubClient {
                     _ => None,
                 };
                 let int = |key: &str, default: i64| o.get(key).and_then(Value::as_i64).unwrap_or(default);
-                (k.clone(), SubscriptionOffset { sequence: int("Sequence", -1), timestamp: int("Timestamp", -1), version: int("Version", 0), session_id })
+                let offset = SubscriptionOffset { sequence: int("Sequence", -1), timestamp: int("Timestamp", -1), version: int("Version", 0), session_id, batch_index: int("BatchIndex", 0) };
+                (k.clone(), offset)
             })
             .collect())
     }
@@ -560,11 +984,46 @@ impl DatahubClient {
                     Some(s) => s.parse::<i64>().map(Value::from).unwrap_or_else(|_| s.clone().into()),
                     None => Value::Null,
                 };
-                (k.clone(), json!({"Sequence": o.sequence, "Timestamp": o.timestamp, "Version": o.version, "SessionId": session}))
+                (k.clone(), json!({"Sequence": o.sequence, "Timestamp": o.timestamp, "Version": o.version, "SessionId": session, "BatchIndex": o.batch_index}))
             })
             .collect();
         let path = format!("/projects/{project}/topics/{topic}/subscriptions/{sub}/offsets");
         self.call("UpdateSubscriptionOffset", Method::PUT, &path, Some(json!({"Action": "commit", "Offsets": map})), false).await.map(drop)
+    }
+}
+
+fn new_shard(operation: &'static str, v: &Value) -> Result<NewShard> {
+    Ok(NewShard { shard_id: get_str(operation, v, "ShardId")?, begin_hash_key: get_str(operation, v, "BeginHashKey")?, end_hash_key: get_str(operation, v, "EndHashKey")? })
+}
+
+fn json_record(r: &PutRecord) -> Value {
+    let mut v = json!({"Data": r.data.to_json(), "Sequence": 0, "SystemTime": 0, "BatchIndex": 0});
+    if let Some(s) = &r.shard_id {
+        v["ShardId"] = s.clone().into();
+    }
+    if let Some(h) = &r.hash_key {
+        v["HashKey"] = h.clone().into();
+    }
+    if let Some(p) = &r.partition_key {
+        v["PartitionKey"] = p.clone().into();
+    }
+    if !r.attributes.is_empty() {
+        v["Attributes"] = json!(r.attributes);
+    }
+    v
+}
+
+fn pb_record(r: &PutRecord) -> pb::PbRecord {
+    let fields = match &r.data {
+        RecordData::Blob(b) => vec![Some(b.clone())],
+        RecordData::Tuple(values) => values.iter().map(|v| v.as_ref().map(|s| s.as_bytes().to_vec())).collect(),
+    };
+    pb::PbRecord {
+        shard_id: r.shard_id.clone(),
+        hash_key: r.hash_key.clone(),
+        partition_key: r.partition_key.clone(),
+        attributes: r.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        fields,
     }
 }
 
@@ -586,6 +1045,8 @@ mod tests {
         assert!(!api(404, "NoSuchTopic").is_retryable());
         assert!(!api(400, "InvalidParameter").is_retryable());
         assert!(!api(401, "Unauthorized").is_retryable());
+        assert!(!ClientError::Tls { operation: "x", endpoint: "https://h".into(), reason: "invalid peer certificate: UnknownIssuer".into() }.is_retryable());
+        assert!(!ClientError::Invalid { operation: "x", reason: String::new() }.is_retryable());
     }
 
     #[test]

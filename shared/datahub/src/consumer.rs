@@ -31,12 +31,12 @@ pub const DEFAULT_FETCH_LIMIT: u32 = 1000;
 /// What to read. `new(project, topic, subscription)`, then `with_*`.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
-    project: String,
-    topic: String,
-    subscription: String,
-    topic_policy: TopicPolicy,
-    fetch_limit: u32,
-    create_subscription: bool,
+    pub(crate) project: String,
+    pub(crate) topic: String,
+    pub(crate) subscription: String,
+    pub(crate) topic_policy: TopicPolicy,
+    pub(crate) fetch_limit: u32,
+    pub(crate) create_subscription: bool,
 }
 
 impl ConsumerOptions {
@@ -96,6 +96,12 @@ pub enum ConsumeError {
     },
     #[error("shard {shard} sequence {sequence}: {reason}")]
     Data { shard: String, sequence: i64, reason: String },
+    /// The consumer group refused this member for good (subscription deleted or offline).
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
+    /// The consumer group's background task has stopped (after a fatal group error).
+    #[error("consumer group of subscription {sub} stopped: {reason}")]
+    GroupStopped { sub: String, reason: String },
 }
 
 /// One record read from a shard.
@@ -121,12 +127,12 @@ pub enum StartFrom {
 }
 
 #[derive(Debug)]
-struct ShardReader {
-    shard: Arc<str>,
-    cursor: String,
+pub(crate) struct ShardReader {
+    pub(crate) shard: Arc<str>,
+    pub(crate) cursor: String,
     /// Next sequence to return; records below it are skipped.
-    next: u64,
-    start: StartFrom,
+    pub(crate) next: u64,
+    pub(crate) start: StartFrom,
     /// Sequence → system time of the last record of each delivered batch, not yet committed:
     /// commits carry the time of the record they name, and a caller commits at batch ends.
     batch_ends: BTreeMap<u64, i64>,
@@ -276,7 +282,7 @@ impl ShardConsumer {
     }
 }
 
-async fn resolve_subscription(client: &DatahubClient, options: &ConsumerOptions) -> Result<String, ConsumeError> {
+pub(crate) async fn resolve_subscription(client: &DatahubClient, options: &ConsumerOptions) -> Result<String, ConsumeError> {
     let (project, topic, name) = (&options.project, &options.topic, &options.subscription);
     let sub_err = |what| move |source| ConsumeError::Subscription { what, sub: name.clone(), source: Box::new(source) };
     let all = client.list_subscriptions(project, topic, "").await.map_err(sub_err("listing subscriptions"))?;
@@ -294,7 +300,7 @@ async fn resolve_subscription(client: &DatahubClient, options: &ConsumerOptions)
 }
 
 /// Resolves a shard's cursor for `start`.
-async fn position(client: &DatahubClient, project: &str, topic: &str, shard: &str, start: StartFrom) -> Result<ShardReader, ConsumeError> {
+pub(crate) async fn position(client: &DatahubClient, project: &str, topic: &str, shard: &str, start: StartFrom) -> Result<ShardReader, ConsumeError> {
     let shard_err = |what| move |source| ConsumeError::Shard { what, shard: shard.to_string(), source: Box::new(source) };
     let reader = |cursor: String, next: u64, start: StartFrom| ShardReader { shard: Arc::from(shard), cursor, next, start, batch_ends: BTreeMap::new() };
     let wanted = match start {

@@ -10,16 +10,24 @@
 //! * [`consumer`]: [`ShardConsumer`], reading every shard in order from given sequences and
 //!   committing subscription offsets when the caller's output is durable.
 //! * [`topic`]: checking (and on datahub-local creating) the topic, for both.
+//! * [`group`]: consumer-group calls (join, heartbeat, sync, leave) on the client;
+//!   [`group_consumer`]: [`GroupConsumer`], a group member reading its assigned shards and
+//!   committing only what the caller acknowledged.
 
+pub mod batch;
 pub mod client;
 pub mod codec;
 pub mod consumer;
+pub mod group;
+pub mod group_consumer;
 pub mod model;
 pub mod partitioner;
 pub mod pb;
 pub mod publisher;
+pub mod schema;
 pub mod server;
 pub mod sign;
+mod tls;
 pub mod topic;
 
 pub use client::{ClientError, DatahubClient, DatahubClientBuilder};
@@ -27,5 +35,7 @@ pub use codec::Compression;
 pub use model::RecordData;
 pub use server::{router, serve, ServerConfig};
 pub use consumer::{ConsumeError, ConsumedRecord, ConsumerOptions, ShardConsumer, StartFrom};
+pub use group::{GroupAssignment, GroupError, GroupErrorAction, JoinedGroup};
+pub use group_consumer::{GroupConsumer, GroupConsumerOptions, Membership, MembershipState};
 pub use publisher::{DatahubPublisher, PublishError, PublishStats, PublisherOptions, EVENT_KIND_ATTRIBUTE, SCHEMA_CHANGE_KIND};
 pub use topic::{TopicError, TopicPolicy};

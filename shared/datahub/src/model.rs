@@ -73,8 +73,11 @@ impl RecordData {
         }
     }
 
+    /// Decodes a stored payload, batch-written ones included (their origin is dropped; see
+    /// [`StoredPayload::decode`]).
     pub fn decode(payload: &[u8]) -> Result<Self, String> {
         match payload.split_first() {
+            Some((&KIND_BATCHED, _)) => StoredPayload::decode(payload).map(|p| p.data),
             Some((&KIND_BLOB, rest)) => Ok(RecordData::Blob(rest.to_vec())),
             Some((&KIND_TUPLE, mut rest)) => {
                 let mut take = |n: usize| -> Result<&[u8], String> {
@@ -107,6 +110,59 @@ impl RecordData {
 
 const KIND_BLOB: u8 = 0;
 const KIND_TUPLE: u8 = 1;
+/// A record written in batch mode: [`BatchOrigin`] (u32 index, u32 count, i32 schema
+/// version, LE), then the record as kind 0 or 1.
+const KIND_BATCHED: u8 = 2;
+
+/// Where a record written in batch mode sat in its batch, and the schema version it was
+/// written with. The server stores batch records one sequence each (so JSON and PB readers
+/// see ordinary records); this lets batch readers get the batch back as it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOrigin {
+    pub index: u32,
+    pub count: u32,
+    pub schema_version: i32,
+}
+
+/// A stored record's payload: its data and, for batch writes, its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPayload {
+    pub data: RecordData,
+    pub origin: Option<BatchOrigin>,
+}
+
+impl StoredPayload {
+    pub fn encode(&self) -> Vec<u8> {
+        match self.origin {
+            None => self.data.encode(),
+            Some(o) => {
+                let inner = self.data.encode();
+                let mut out = Vec::with_capacity(13 + inner.len());
+                out.push(KIND_BATCHED);
+                out.extend_from_slice(&o.index.to_le_bytes());
+                out.extend_from_slice(&o.count.to_le_bytes());
+                out.extend_from_slice(&o.schema_version.to_le_bytes());
+                out.extend_from_slice(&inner);
+                out
+            }
+        }
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<Self, String> {
+        match payload.split_first() {
+            Some((&KIND_BATCHED, rest)) => {
+                let word = |at: usize| rest.get(at..at + 4).and_then(|b| b.try_into().ok()).ok_or("stored batch record is truncated");
+                let origin = BatchOrigin {
+                    index: u32::from_le_bytes(word(0)?),
+                    count: u32::from_le_bytes(word(4)?),
+                    schema_version: i32::from_le_bytes(word(8)?),
+                };
+                Ok(StoredPayload { data: RecordData::decode(&rest[12..])?, origin: Some(origin) })
+            }
+            _ => Ok(StoredPayload { data: RecordData::decode(payload)?, origin: None }),
+        }
+    }
+}
 
 /// Number of fields in a RecordSchema JSON string (`{"fields": [...]}`).
 pub fn schema_field_count(schema: &str) -> Option<usize> {
@@ -144,6 +200,10 @@ mod tests {
             assert_eq!(RecordData::from_json(&d.to_json()).unwrap(), d);
         }
         assert!(RecordData::decode(&[1, 5, 0, 0, 0, 1]).is_err());
+        let batched = StoredPayload { data: RecordData::Tuple(vec![Some("x".into())]), origin: Some(BatchOrigin { index: 2, count: 5, schema_version: -1 }) };
+        assert_eq!(StoredPayload::decode(&batched.encode()).unwrap(), batched);
+        assert_eq!(RecordData::decode(&batched.encode()).unwrap(), batched.data);
+        assert!(StoredPayload::decode(&batched.encode()[..8]).is_err());
         for s in [0, 1, 12345, u64::MAX] {
             assert_eq!(decode_cursor(&encode_cursor(s)), Some(s));
         }

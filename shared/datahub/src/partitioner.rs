@@ -149,7 +149,7 @@ mod tests {
     use super::*;
 
     fn shard(id: &str, begin: &str) -> ShardInfo {
-        ShardInfo { shard_id: id.into(), state: "ACTIVE".into(), begin_hash_key: begin.into(), end_hash_key: String::new() }
+        ShardInfo { shard_id: id.into(), state: "ACTIVE".into(), begin_hash_key: begin.into(), ..ShardInfo::default() }
     }
 
     #[test]

@@ -4,6 +4,18 @@
 //! shape, Content-Type, `x-datahub-request-action` and the body's `Action`), so every failure
 //! — including unknown paths and unreadable bodies — answers in DataHub's JSON error shape.
 //! Storage calls are synchronous and may fsync, so each request's work runs on a blocking task.
+//!
+//! Batch mode (§4.3): a batch PutRecordsByShard is decoded and its records stored one
+//! sequence each, exactly like JSON/PB records, with a note of their place in the batch
+//! ([`crate::model::BatchOrigin`]). So JSON and PB readers see ordinary records (unique
+//! sequences, cursors and limits that address single records), and batch readers get the
+//! batches back: a batch GetRecords answers one `BinaryRecordEntry` per run of records that
+//! were written together, whose `sequence` is the first record's; record `i` of the entry is
+//! sequence `sequence + i` and carries `batch_index = i`. A SEQUENCE cursor at a batch's first
+//! sequence therefore reads the whole batch; a cursor (or a limit) inside a batch reads its
+//! rest as a shorter entry. Records written in JSON/PB mode are one-record entries.
+//! The alternative — one stored frame per batch, as the service numbers them — would give
+//! JSON/PB readers several records per sequence and cursors that cannot point inside a batch.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,13 +27,15 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use cdc_datalog::{
-    AppendRecord, CursorRequest, Datalog, DatalogError, Offset, OffsetCommit, RecordType, StoredRecord, Topic, TopicInfo, TopicSpec,
+    AppendRecord, CursorRequest, Datalog, DatalogError, Offset, OffsetCommit, RecordType, ShardMeta, StoredRecord, Topic, TopicInfo, TopicSpec,
 };
 use serde_json::{json, Map, Value};
 
-use crate::codec::{self, CodecError};
-use crate::model::{decode_cursor, encode_cursor, schema_field_count, RecordData};
+use crate::batch::{self, BatchError, EncodeRecord, Layout};
+use crate::codec::{self, CodecError, Compression};
+use crate::model::{decode_cursor, encode_cursor, schema_field_count, BatchOrigin, RecordData, StoredPayload};
 use crate::pb;
+use crate::schema::RecordSchema;
 use crate::sign;
 
 /// Response header naming this server, and its value.
@@ -131,6 +145,8 @@ impl From<DatalogError> for ApiError {
             E::OffsetReset { .. } => (StatusCode::BAD_REQUEST, "OffsetReseted"),
             E::OffsetSessionChanged { .. } => (StatusCode::BAD_REQUEST, "OffsetSessionChanged"),
             E::OffsetSessionClosed { .. } => (StatusCode::BAD_REQUEST, "OffsetSessionClosed"),
+            E::ShardClosed(_) => (StatusCode::BAD_REQUEST, "InvalidShardOperation"),
+            E::NoSuchSchema(_) => (StatusCode::BAD_REQUEST, "InvalidParameter"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
         };
         if status.is_server_error() {
@@ -143,6 +159,12 @@ impl From<DatalogError> for ApiError {
 impl From<CodecError> for ApiError {
     fn from(e: CodecError) -> Self {
         ApiError::invalid(e.to_string())
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(e: BatchError) -> Self {
+        ApiError::malformed(e.to_string())
     }
 }
 
@@ -334,7 +356,8 @@ fn topic_json(name: &str, info: &TopicInfo) -> Value {
     let mut v = json!({
         "TopicName": name,
         "Comment": info.spec.comment,
-        "ShardCount": info.spec.shard_count,
+        // Split and merge change how many shards take writes; that is what ShardCount says.
+        "ShardCount": info.shards.iter().filter(|s| s.is_active()).count(),
         "Lifecycle": info.spec.lifecycle,
         "RecordType": match info.spec.record_type { RecordType::Blob => "BLOB", RecordType::Tuple => "TUPLE" },
         "CreateTime": info.create_time,
@@ -363,8 +386,8 @@ fn topic(log: &Datalog, req: &Req, p: &str, t: &str) -> ApiResult<Reply> {
                     };
                     let record_schema = body.get("RecordSchema").and_then(Value::as_str).map(str::to_string);
                     if let Some(schema) = &record_schema {
-                        if record_type == RecordType::Tuple && schema_field_count(schema).is_none() {
-                            return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidSchema", "RecordSchema is not {\"fields\": [...]}"));
+                        if record_type == RecordType::Tuple {
+                            RecordSchema::parse(schema).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidSchema", e))?;
                         }
                     }
                     let count = |k: &str| -> ApiResult<u32> {
@@ -381,15 +404,7 @@ fn topic(log: &Datalog, req: &Req, p: &str, t: &str) -> ApiResult<Reply> {
                     log.create_topic(p, t, spec)?;
                     Ok(Reply::Empty(StatusCode::CREATED))
                 }
-                "ListSchema" => {
-                    let info = log.topic(p, t)?.info();
-                    let list: Vec<Value> = info.spec.record_schema.iter().map(|s| json!({"VersionId": 0, "RecordSchema": s, "CreateTime": info.create_time, "Creator": ""})).collect();
-                    Ok(Reply::Json(StatusCode::OK, json!({"PageNumber": 1, "PageSize": list.len().max(1), "PageCount": 1, "TotalCount": list.len(), "RecordSchemaList": list})))
-                }
-                "GetSchema" => {
-                    let info = log.topic(p, t)?.info();
-                    Ok(Reply::Json(StatusCode::OK, json!({"VersionId": 0, "CreateTime": info.create_time, "Creator": "", "RecordSchema": info.spec.record_schema.unwrap_or_default()})))
-                }
+                "ListSchema" | "GetSchema" | "RegisterSchema" | "DeleteSchema" => schema_registry(&*log.topic(p, t)?, &body),
                 other => Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidOperation", format!("topic action {other:?} is not supported by datahub-local"))),
             }
         }
@@ -407,30 +422,85 @@ fn topic(log: &Datalog, req: &Req, p: &str, t: &str) -> ApiResult<Reply> {
     }
 }
 
-/// Shard `i` of `n` owns `[i * 2^128 / n, (i + 1) * 2^128 / n)` of the hash space.
-fn shard_range(i: u32, n: u32) -> (u128, u128) {
-    let step = u128::MAX / n as u128;
-    let begin = step * i as u128;
-    let end = if i + 1 == n { u128::MAX } else { step * (i as u128 + 1) };
-    (begin, end)
+/// The schema registry (§1.1 ListTopicSchema / GetTopicSchema / RegisterTopicSchema /
+/// DeleteTopicSchema). pydatahub's batch client lists it to map a schema to the version id it
+/// writes into each record header, and a record's version back to a schema when reading.
+fn schema_registry(topic: &Topic, body: &Value) -> ApiResult<Reply> {
+    let info = topic.info();
+    if info.spec.record_type != RecordType::Tuple {
+        if action(body) == "ListSchema" {
+            return Ok(Reply::Json(StatusCode::OK, json!({"PageNumber": 1, "PageSize": 0, "PageCount": 0, "TotalCount": 0, "RecordSchemaList": []})));
+        }
+        return Err(ApiError::invalid("a BLOB topic has no record schema"));
+    }
+    let version_json = |v: &cdc_datalog::SchemaVersion| json!({"VersionId": v.version_id, "RecordSchema": v.record_schema, "CreateTime": v.create_time, "Creator": ""});
+    let parse = |key: &str| -> ApiResult<Option<RecordSchema>> {
+        match body.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => RecordSchema::parse(s).map(Some).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidSchema", e)),
+        }
+    };
+    fn same(wanted: &RecordSchema) -> impl Fn(&str) -> bool + '_ {
+        move |stored| RecordSchema::parse(stored).is_ok_and(|s| s.same_fields(wanted))
+    }
+    match action(body) {
+        "ListSchema" => {
+            // -1 (pydatahub's "unset") or 0: the first page, 100 per page.
+            let number = opt_int(body, "PageNumber")?.filter(|n| *n > 0).unwrap_or(1) as usize;
+            let size = opt_int(body, "PageSize")?.filter(|n| *n > 0).unwrap_or(100).min(1000) as usize;
+            let all = &info.schemas;
+            let page: Vec<Value> = all.iter().skip((number - 1) * size).take(size).map(version_json).collect();
+            Ok(Reply::Json(StatusCode::OK, json!({"PageNumber": number, "PageSize": size, "PageCount": all.len().div_ceil(size),
+                "TotalCount": all.len(), "RecordSchemaList": page})))
+        }
+        "GetSchema" => {
+            let version = opt_int(body, "VersionId")?.unwrap_or(-1);
+            let found = match parse("RecordSchema")? {
+                Some(wanted) if version < 0 => info.schemas.iter().find(|v| same(&wanted)(&v.record_schema)),
+                _ => info.schemas.iter().find(|v| v.version_id == version),
+            };
+            let v = found.ok_or_else(|| ApiError::invalid(format!("no registered schema matches version {version} / the given RecordSchema")))?;
+            Ok(Reply::Json(StatusCode::OK, version_json(v)))
+        }
+        "RegisterSchema" => {
+            let wanted = parse("RecordSchema")?.ok_or_else(|| ApiError::invalid("RecordSchema is missing"))?;
+            let text = str_field(body, "RecordSchema")?;
+            let id = topic.register_schema(text, same(&wanted))?;
+            Ok(Reply::Json(StatusCode::OK, json!({"VersionId": id})))
+        }
+        _ => {
+            topic.delete_schema(int_field(body, "VersionId")?)?;
+            Ok(Reply::Empty(StatusCode::OK))
+        }
+    }
+}
+
+/// ListShard's view of one shard. `LeftShardId`/`RightShardId` are the ACTIVE neighbours by
+/// hash range (`4294967295` = none, as the service writes it); `ClosedTime` is epoch seconds,
+/// `""` while ACTIVE.
+fn shard_json(table: &[ShardMeta], s: &ShardMeta) -> Value {
+    const NONE: &str = "4294967295";
+    let (left, right) = cdc_datalog::neighbours(table, s);
+    let id = |x: Option<u32>| x.map_or_else(|| NONE.to_string(), |i| i.to_string());
+    json!({"ShardId": s.id.to_string(), "State": s.state.as_str(), "ClosedTime": s.closed_time.map_or(Value::from(""), Value::from),
+           "BeginHashKey": s.begin_hex(), "EndHashKey": s.end_hex(),
+           "ParentShardIds": s.parents.iter().map(u32::to_string).collect::<Vec<_>>(), "LeftShardId": id(left), "RightShardId": id(right)})
 }
 
 fn list_shards(topic: &Topic) -> Value {
-    let n = topic.shards().len() as u32;
-    let shards: Vec<Value> = (0..n)
-        .map(|i| {
-            let (b, e) = shard_range(i, n);
-            json!({"ShardId": i.to_string(), "State": "ACTIVE", "ClosedTime": "", "BeginHashKey": format!("{b:032X}"), "EndHashKey": format!("{e:032X}"),
-                   "ParentShardIds": [], "LeftShardId": "4294967295", "RightShardId": "4294967295"})
-        })
-        .collect();
+    let table = topic.shard_table();
+    let shards: Vec<Value> = table.iter().map(|s| shard_json(&table, s)).collect();
     json!({"Shards": shards, "Protocol": "http1.1", "Interval": 500})
 }
 
+fn new_shard_json(s: &ShardMeta) -> Value {
+    json!({"ShardId": s.id.to_string(), "BeginHashKey": s.begin_hex(), "EndHashKey": s.end_hex()})
+}
+
 /// Where a record goes: explicit shard, else hash key, else MD5 of the partition key, else
-/// round-robin.
+/// round-robin — the last three over ACTIVE shards only. An explicit CLOSED shard is kept:
+/// its append fails with InvalidShardOperation, reported per record.
 fn route(state: &ServerState, topic: &Topic, shard_id: Option<&str>, hash_key: Option<&str>, partition_key: Option<&str>) -> ApiResult<u32> {
-    let n = topic.shards().len() as u32;
     if let Some(id) = shard_id.filter(|s| !s.is_empty()) {
         return Ok(topic.shard(id)?.id());
     }
@@ -442,30 +512,73 @@ fn route(state: &ServerState, topic: &Topic, shard_id: Option<&str>, hash_key: O
             u128::from_be_bytes(md5::Md5::digest(pk.as_bytes()).into())
         })
     };
-    Ok(match hash {
-        Some(h) => (0..n).find(|i| h < shard_range(*i, n).1).unwrap_or(n - 1),
-        None => (state.round_robin.fetch_add(1, Ordering::Relaxed) % n as u64) as u32,
-    })
+    let no_active = || ApiError::new(StatusCode::BAD_REQUEST, "InvalidShardOperation", "the topic has no ACTIVE shard");
+    match hash {
+        Some(h) => topic.route_hash(h).ok_or_else(no_active),
+        None => {
+            let active = topic.active_shard_ids();
+            let i = state.round_robin.fetch_add(1, Ordering::Relaxed) as usize;
+            active.get(i % active.len().max(1)).copied().ok_or_else(no_active)
+        }
+    }
 }
 
-fn check_data(info: &TopicInfo, data: &RecordData, index: usize) -> ApiResult<()> {
-    match (info.spec.record_type, data) {
-        (RecordType::Blob, RecordData::Blob(_)) => Ok(()),
-        (RecordType::Tuple, RecordData::Tuple(values)) => {
-            let want = info.spec.record_schema.as_deref().and_then(schema_field_count);
-            match want {
-                Some(n) if n != values.len() => Err(ApiError::malformed(format!("record {index} has {} values, the schema has {n} fields", values.len()))),
-                _ => Ok(()),
+/// A topic's record kind and its registered schemas, parsed once per request.
+struct Layouts {
+    record_type: RecordType,
+    /// `(version id, schema)`, oldest first; versions whose schema does not parse (topics
+    /// created before field types were checked) are left out.
+    schemas: Vec<(i64, RecordSchema)>,
+    /// The creation schema's field count, for topics whose schemas all failed to parse.
+    legacy_field_count: Option<usize>,
+}
+
+impl Layouts {
+    fn of(info: &TopicInfo) -> Self {
+        let schemas = info.schemas.iter().filter_map(|v| RecordSchema::parse(&v.record_schema).ok().map(|s| (v.version_id, s))).collect();
+        Layouts { record_type: info.spec.record_type, schemas, legacy_field_count: info.spec.record_schema.as_deref().and_then(schema_field_count) }
+    }
+
+    fn schema(&self, version: i64) -> Option<&RecordSchema> {
+        self.schemas.iter().find(|(v, _)| *v == version).map(|(_, s)| s)
+    }
+
+    /// Checks a record against the topic: the right kind, and for TUPLE values that fit a
+    /// registered schema version (count, types, NOT NULL).
+    fn check(&self, data: &RecordData, index: usize) -> ApiResult<()> {
+        match (self.record_type, data) {
+            (RecordType::Blob, RecordData::Blob(_)) => Ok(()),
+            (RecordType::Tuple, RecordData::Tuple(values)) => {
+                let Some((latest_version, latest)) = self.schemas.last() else {
+                    return match self.legacy_field_count {
+                        Some(n) if n != values.len() => Err(ApiError::malformed(format!("record {index} has {} values, the schema has {n} fields", values.len()))),
+                        _ => Ok(()),
+                    };
+                };
+                if self.schemas.iter().any(|(_, s)| s.check(values).is_ok()) {
+                    return Ok(());
+                }
+                let why = latest.check(values).err().unwrap_or_default();
+                Err(ApiError::malformed(format!("record {index} does not fit the topic's schema (version {latest_version}): {why}")))
             }
+            (RecordType::Blob, _) => Err(ApiError::malformed(format!("record {index} is TUPLE data for a BLOB topic"))),
+            (RecordType::Tuple, _) => Err(ApiError::malformed(format!("record {index} is BLOB data for a TUPLE topic"))),
         }
-        (RecordType::Blob, _) => Err(ApiError::malformed(format!("record {index} is TUPLE data for a BLOB topic"))),
-        (RecordType::Tuple, _) => Err(ApiError::malformed(format!("record {index} is BLOB data for a TUPLE topic"))),
+    }
+
+    /// The schema version to write a stored TUPLE record with in a batch: the one it was
+    /// written with if that still fits, else the newest registered version that fits (as the
+    /// client picks when it writes).
+    fn version_for(&self, values: &[Option<String>], hint: Option<i32>) -> Option<(&RecordSchema, i32)> {
+        let fits = |(v, s): &&(i64, RecordSchema)| s.check(values).is_ok() && i32::try_from(*v).is_ok();
+        let hinted = hint.and_then(|h| self.schemas.iter().find(|(v, _)| *v == h as i64)).filter(|x| fits(x));
+        hinted.or_else(|| self.schemas.iter().rev().find(fits)).map(|(v, s)| (s, *v as i32))
     }
 }
 
 /// Appends records grouped by shard; a shard whose append fails reports its records as
 /// failed (the others are written), which is what FailedRecords is for.
-fn append_routed(topic: &Topic, routed: Vec<(u32, AppendRecord)>) -> Vec<(usize, String, String)> {
+fn append_routed(topic: &Topic, routed: Vec<(u32, AppendRecord)>) -> Vec<(usize, ApiError)> {
     let mut by_shard: BTreeMap<u32, (Vec<usize>, Vec<AppendRecord>)> = BTreeMap::new();
     for (index, (shard, record)) in routed.into_iter().enumerate() {
         let e = by_shard.entry(shard).or_default();
@@ -474,18 +587,25 @@ fn append_routed(topic: &Topic, routed: Vec<(u32, AppendRecord)>) -> Vec<(usize,
     }
     let mut failed = Vec::new();
     for (shard, (indexes, records)) in by_shard {
-        let result = topic.shards().get(shard as usize).map(|s| s.append(&records));
-        if let Some(Err(e)) = result {
+        let result = topic.shard(&shard.to_string()).and_then(|s| s.append(&records));
+        if let Err(e) = result {
             let api = ApiError::from(e);
-            failed.extend(indexes.into_iter().map(|i| (i, api.code.to_string(), api.message.clone())));
+            failed.extend(indexes.into_iter().map(|i| (i, api.clone())));
         }
     }
-    failed.sort();
+    failed.sort_by_key(|(i, _)| *i);
     failed
+}
+
+fn failed_triples(failed: &[(usize, ApiError)]) -> Vec<(usize, String, String)> {
+    failed.iter().map(|(i, e)| (*i, e.code.to_string(), e.message.clone())).collect()
 }
 
 fn shards_post(state: &ServerState, req: &Req, topic: &Topic) -> ApiResult<Reply> {
     let info = topic.info();
+    if req.content_type().starts_with("application/x-binary") {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidOperation", "batch (x-binary) records are put to one shard: POST .../shards/{id} (PutRecordsByShard)"));
+    }
     if req.content_type().starts_with("application/x-protobuf") {
         if req.header("x-datahub-request-action") != Some("pub") {
             return Err(ApiError::invalid("protobuf body on shards needs x-datahub-request-action: pub"));
@@ -493,16 +613,17 @@ fn shards_post(state: &ServerState, req: &Req, topic: &Topic) -> ApiResult<Reply
         let records = pb::decode_put_records(codec::unwrap_frame(&req.body)?)?;
         let routed = pb_records(state, topic, &info, records, None)?;
         let failed = append_routed(topic, routed);
-        return Ok(Reply::Binary("application/x-protobuf", codec::wrap_frame(&pb::encode_put_response(&failed))));
+        return Ok(Reply::Binary("application/x-protobuf", codec::wrap_frame(&pb::encode_put_response(&failed_triples(&failed)))));
     }
     let body = req.json()?;
     match action(&body) {
         "pub" => {
             let records = body.get("Records").and_then(Value::as_array).ok_or_else(|| ApiError::invalid("Records is missing"))?;
+            let layouts = Layouts::of(&info);
             let mut routed = Vec::with_capacity(records.len());
             for (i, r) in records.iter().enumerate() {
                 let data = RecordData::from_json(r.get("Data").unwrap_or(&Value::Null)).map_err(|e| ApiError::malformed(format!("record {i}: {e}")))?;
-                check_data(&info, &data, i)?;
+                layouts.check(&data, i)?;
                 let s = |k| r.get(k).and_then(Value::as_str);
                 let shard = route(state, topic, s("ShardId"), s("HashKey"), s("PartitionKey"))?;
                 let attributes = match r.get("Attributes") {
@@ -516,14 +637,33 @@ fn shards_post(state: &ServerState, req: &Req, topic: &Topic) -> ApiResult<Reply
                 routed.push((shard, AppendRecord { attributes, payload: data.encode() }));
             }
             let failed = append_routed(topic, routed);
-            let failed_json: Vec<Value> = failed.iter().map(|(i, c, m)| json!({"Index": i, "ErrorCode": c, "ErrorMessage": m})).collect();
+            let failed_json: Vec<Value> = failed.iter().map(|(i, e)| json!({"Index": i, "ErrorCode": e.code, "ErrorMessage": e.message})).collect();
             Ok(Reply::Json(StatusCode::OK, json!({"FailedRecordCount": failed.len(), "FailedRecords": failed_json})))
+        }
+        "split" => {
+            let shard = str_field(&body, "ShardId")?;
+            let key = match body.get("SplitKey").and_then(Value::as_str).filter(|k| !k.trim().is_empty()) {
+                Some(k) => cdc_datalog::parse_hash_key(k)?,
+                None => {
+                    // No key: the middle of the shard's range, as pydatahub computes it.
+                    let id = topic.shard(shard)?.id();
+                    let meta = topic.shard_table().into_iter().find(|m| m.id == id).ok_or_else(|| DatalogError::NoSuchShard(shard.to_string()))?;
+                    meta.begin_hash_key / 2 + meta.end_hash_key / 2 + (meta.begin_hash_key & meta.end_hash_key & 1)
+                }
+            };
+            let children = topic.split_shard(shard, key)?;
+            Ok(Reply::Json(StatusCode::OK, json!({"NewShards": children.iter().map(new_shard_json).collect::<Vec<_>>()})))
+        }
+        "merge" => {
+            let child = topic.merge_shards(str_field(&body, "ShardId")?, str_field(&body, "AdjacentShardId")?)?;
+            Ok(Reply::Json(StatusCode::OK, new_shard_json(&child)))
         }
         other => Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidOperation", format!("shard action {other:?} is not supported by datahub-local"))),
     }
 }
 
 fn pb_records(state: &ServerState, topic: &Topic, info: &TopicInfo, records: Vec<pb::PbRecord>, fixed_shard: Option<u32>) -> ApiResult<Vec<(u32, AppendRecord)>> {
+    let layouts = Layouts::of(info);
     let mut routed = Vec::with_capacity(records.len());
     for (i, r) in records.into_iter().enumerate() {
         let data = match info.spec.record_type {
@@ -533,7 +673,7 @@ fn pb_records(state: &ServerState, topic: &Topic, info: &TopicInfo, records: Vec
             },
             RecordType::Tuple => RecordData::Tuple(r.fields.into_iter().map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned())).collect()),
         };
-        check_data(info, &data, i)?;
+        layouts.check(&data, i)?;
         let shard = match fixed_shard {
             Some(s) => s,
             None => route(state, topic, r.shard_id.as_deref(), r.hash_key.as_deref(), r.partition_key.as_deref())?,
@@ -541,6 +681,84 @@ fn pb_records(state: &ServerState, topic: &Topic, info: &TopicInfo, records: Vec
         routed.push((shard, AppendRecord { attributes: r.attributes, payload: data.encode() }));
     }
     Ok(routed)
+}
+
+/// A batch PutRecordsByShard: every record of every batch, stored one sequence each with
+/// its place in its batch.
+fn batch_records(info: &TopicInfo, entries: Vec<pb::BinaryEntry>) -> ApiResult<Vec<AppendRecord>> {
+    let layouts = Layouts::of(info);
+    let lookup = |v: i32| layouts.schema(v as i64).cloned();
+    let layout = match info.spec.record_type {
+        RecordType::Blob => Layout::Blob,
+        RecordType::Tuple => Layout::Tuple(&lookup),
+    };
+    let mut out = Vec::new();
+    for (e, entry) in entries.iter().enumerate() {
+        let records = batch::decode_batch(&entry.data, &layout, MAX_RAW_BYTES).map_err(|err| ApiError::malformed(format!("batch {e}: {err}")))?;
+        let count = records.len() as u32;
+        for (i, r) in records.into_iter().enumerate() {
+            if let (RecordData::Tuple(values), Some(schema)) = (&r.data, layouts.schema(r.schema_version as i64)) {
+                schema.check(values).map_err(|why| ApiError::malformed(format!("batch {e} record {i}: {why}")))?;
+            }
+            let origin = BatchOrigin { index: i as u32, count, schema_version: r.schema_version };
+            out.push(AppendRecord { attributes: r.attributes, payload: StoredPayload { data: r.data, origin: Some(origin) }.encode() });
+        }
+    }
+    Ok(out)
+}
+
+/// The compression of batch payloads we answer with: what the reader's Accept-Encoding
+/// names, except deflate (pydatahub's deflate "decompressor" returns its input unchanged).
+fn answer_compression(req: &Req) -> Compression {
+    match req.header("accept-encoding").and_then(Compression::from_name) {
+        Some(c @ (Compression::Lz4 | Compression::Zlib)) => c,
+        _ => Compression::None,
+    }
+}
+
+/// Groups read records into batch entries: a run of records written in one batch (by
+/// [`BatchOrigin`]) becomes one entry; every other record is an entry of its own.
+fn batch_entries(got: &Got, layouts: &Layouts, compression: Compression) -> ApiResult<Vec<pb::BinaryEntry>> {
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    for i in 0..got.records.len() {
+        let continues = i > 0 && {
+            let (prev, cur) = (&got.origins[i - 1], &got.origins[i]);
+            matches!((prev, cur), (Some(p), Some(c)) if c.index == p.index + 1 && c.count == p.count && c.index > 0)
+                && got.records[i].system_time == got.records[i - 1].system_time
+        };
+        match groups.last_mut() {
+            Some(g) if continues => g.end = i + 1,
+            _ => groups.push(i..i + 1),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let encode: Vec<EncodeRecord<'_>> = g
+                .clone()
+                .map(|i| {
+                    let (r, d) = (&got.records[i], &got.data[i]);
+                    let schema = match d {
+                        RecordData::Blob(_) => None,
+                        RecordData::Tuple(values) => Some(layouts.version_for(values, got.origins[i].map(|o| o.schema_version)).ok_or_else(|| {
+                            ApiError::new(StatusCode::BAD_REQUEST, "InvalidOperation", format!(
+                                "record {} does not fit any registered schema version, so it cannot be read in batch mode; read it in JSON or PB mode", r.sequence))
+                        })?),
+                    };
+                    Ok(EncodeRecord { data: d, schema, attributes: &r.attributes })
+                })
+                .collect::<ApiResult<_>>()?;
+            let data = batch::encode_batch(&encode, compression)?;
+            let (first, last) = (&got.records[g.start], &got.records[g.end - 1]);
+            Ok(pb::BinaryEntry {
+                cursor: encode_cursor(first.sequence),
+                next_cursor: encode_cursor(last.sequence + 1),
+                sequence: first.sequence as i64,
+                system_time: first.system_time,
+                data,
+            })
+        })
+        .collect()
 }
 
 fn cursor_json(pos: cdc_datalog::CursorPosition) -> Value {
@@ -553,16 +771,16 @@ fn shard_post(state: &ServerState, req: &Req, topic: &Topic, shard: &str) -> Api
     if ct.starts_with("application/x-protobuf") || binary {
         let pb = codec::unwrap_frame(&req.body)?;
         return match (req.header("x-datahub-request-action"), binary) {
-            (Some("pub"), false) => {
+            (Some("pub"), _) => {
                 let info = topic.info();
-                let id = topic.shard(shard)?.id();
-                let records = pb::decode_put_records(pb)?;
-                let routed = pb_records(state, topic, &info, records, Some(id))?;
-                let failed = append_routed(topic, routed);
-                match failed.first() {
-                    Some((_, code, message)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("{code}: {message}"))),
-                    None => Ok(Reply::Empty(StatusCode::OK)),
-                }
+                let log = topic.shard(shard)?;
+                let records = if binary {
+                    batch_records(&info, pb::decode_binary_records(pb)?)?
+                } else {
+                    pb_records(state, topic, &info, pb::decode_put_records(pb)?, Some(log.id()))?.into_iter().map(|(_, r)| r).collect()
+                };
+                log.append(&records)?;
+                Ok(Reply::Empty(StatusCode::OK))
             }
             (Some("sub"), false) => {
                 let (cursor, limit) = pb::decode_get_records(pb)?;
@@ -583,7 +801,13 @@ fn shard_post(state: &ServerState, req: &Req, topic: &Topic, shard: &str) -> Api
                 let msg = pb::encode_get_response(&got.next_cursor, got.start_seq, &out, got.latest_seq, got.latest_time);
                 Ok(Reply::Binary("application/x-protobuf", codec::wrap_frame(&msg)))
             }
-            (_, true) => Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidOperation", "the batch (x-binary) protocol is not supported by datahub-local yet; use JSON or PB")),
+            (Some("sub"), true) => {
+                let (cursor, limit) = pb::decode_get_records(pb)?;
+                let got = get_records(topic, shard, &cursor, limit)?;
+                let entries = batch_entries(&got, &Layouts::of(&topic.info()), answer_compression(req))?;
+                let msg = pb::encode_get_binary_response(&got.next_cursor, got.start_seq, &entries, got.latest_seq, got.latest_time);
+                Ok(Reply::Binary("application/x-binary", codec::wrap_frame(&msg)))
+            }
             (other, _) => Err(ApiError::invalid(format!("x-datahub-request-action {other:?} is not pub or sub"))),
         };
     }
@@ -628,6 +852,8 @@ fn shard_post(state: &ServerState, req: &Req, topic: &Topic, shard: &str) -> Api
 struct Got {
     records: Vec<StoredRecord>,
     data: Vec<RecordData>,
+    /// Per record: its place in the batch it was written in (batch writes only).
+    origins: Vec<Option<BatchOrigin>>,
     next_cursor: String,
     start_seq: i64,
     latest_seq: i64,
@@ -639,16 +865,26 @@ fn get_records(topic: &Topic, shard: &str, cursor: &str, limit: i64) -> ApiResul
     let from = decode_cursor(cursor).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "InvalidCursor", format!("cursor {cursor:?} is not a cursor of this server")))?;
     // pydatahub sends Limit 0 when the caller gives none: treat 0 as "as many as allowed".
     let limit = if limit <= 0 { MAX_GET_RECORDS } else { (limit as usize).min(MAX_GET_RECORDS) };
+    // Closed-ness is read before the records: a shard closed after the read could still
+    // have had records appended up to the moment it closed, which the next read returns.
+    let closed = log.is_closed();
     let records = log.read(from, limit, MAX_GET_BYTES).map_err(|e| match e {
         DatalogError::SeekOutOfRange { .. } => ApiError::new(StatusCode::BAD_REQUEST, "InvalidCursor", format!("cursor {cursor:?} is expired or beyond the end: {e}")),
         other => other.into(),
     })?;
-    let data = records
+    if records.is_empty() && closed {
+        // §5: a CLOSED shard read to its end answers InvalidShardOperation — what both SDKs'
+        // consumers take as "this shard is done" (pydatahub ShardSealedException, Go
+        // ShardSealedError).
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidShardOperation", format!("shard {shard} is closed and has been read to its end")));
+    }
+    let payloads = records
         .iter()
-        .map(|r| RecordData::decode(&r.payload).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("record {}: {e}", r.sequence))))
+        .map(|r| StoredPayload::decode(&r.payload).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("record {}: {e}", r.sequence))))
         .collect::<ApiResult<Vec<_>>>()?;
     let next = records.last().map_or(from, |r| r.sequence + 1);
     let b = log.bounds();
+    let (data, origins) = payloads.into_iter().map(|p| (p.data, p.origin)).unzip();
     Ok(Got {
         next_cursor: encode_cursor(next),
         start_seq: records.first().map_or(from, |r| r.sequence) as i64,
@@ -656,6 +892,7 @@ fn get_records(topic: &Topic, shard: &str, cursor: &str, limit: i64) -> ApiResul
         latest_time: b.latest_time.unwrap_or(-1),
         records,
         data,
+        origins,
     })
 }
 

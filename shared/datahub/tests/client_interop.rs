@@ -3,7 +3,7 @@
 
 mod common;
 
-use cdc_datahub::client::{CursorType, PutRecord, RecordType, TopicSpec};
+use cdc_datahub::client::{CursorType, Protocol, PutRecord, Record, RecordType, TopicSpec};
 use cdc_datahub::{Compression, DatahubClient, RecordData};
 use common::{require_pydatahub, run_python, TestServer};
 
@@ -57,6 +57,64 @@ async fn rust_writes_pydatahub_reads_and_back() {
         assert_eq!(score, i as f64 / 4.0);
         assert_eq!(r.attributes.get("from").map(String::as_str), Some("pydatahub"));
     }
+    server.stop().await;
+}
+
+/// Every record from OLDEST, paging with `limit`.
+async fn read_all(client: &DatahubClient, project: &str, topic: &str, limit: u32) -> Vec<Record> {
+    let mut cursor = client.get_cursor(project, topic, "0", CursorType::Oldest).await.unwrap().cursor;
+    let mut got = Vec::new();
+    loop {
+        let page = client.get_records(project, topic, "0", &cursor, limit).await.unwrap();
+        if page.records.is_empty() {
+            return got;
+        }
+        cursor = page.next_cursor;
+        got.extend(page.records);
+    }
+}
+
+/// Batch mode both ways: our client writes batches (with nulls, which our encoder supports)
+/// and pydatahub reads them in batch mode; pydatahub writes batches and our client reads them
+/// in batch mode (and in PB mode, where each record has its own sequence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_mode_rust_writes_pydatahub_reads_and_back() {
+    require_pydatahub();
+    let server = TestServer::start(None).await;
+    let client = DatahubClient::builder(server.endpoint()).with_protocol(Protocol::Batch).with_compression(Compression::Lz4).build().unwrap();
+    client.create_project("binterop", "i").await.unwrap();
+    client.create_topic("binterop", "from_rust", &tuple_spec(1)).await.unwrap();
+    client.create_topic("binterop", "from_py", &tuple_spec(1)).await.unwrap();
+
+    const N: u64 = 250;
+    const BATCH: usize = 100;
+    let records: Vec<PutRecord> = (0..N).map(|i| PutRecord::new(RecordData::Tuple(values(i))).with_attribute("from", "rust")).collect();
+    for chunk in records.chunks(BATCH) {
+        client.put_records_by_shard("binterop", "from_rust", "0", chunk).await.unwrap();
+    }
+    let (ok, out) = run_python("interop.py", vec![server.endpoint(), "read".into(), "binterop".into(), "from_rust".into(), N.to_string(), "batch".into()]).await;
+    assert!(ok && out.contains(&format!("read {N} in 3 batches")), "pydatahub could not read the batches Rust wrote:\n{out}");
+    // And what was written in batches reads back in JSON mode record by record.
+    let (ok, out) = run_python("interop.py", vec![server.endpoint(), "read".into(), "binterop".into(), "from_rust".into(), N.to_string(), "json".into()]).await;
+    assert!(ok && out.contains(&format!("read {N} in {N} batches")), "pydatahub JSON could not read the batches Rust wrote:\n{out}");
+
+    let (ok, out) = run_python("interop.py", vec![server.endpoint(), "write".into(), "binterop".into(), "from_py".into(), N.to_string(), "batch".into()]).await;
+    assert!(ok, "pydatahub batch write failed:\n{out}");
+    let got = read_all(&client, "binterop", "from_py", 1000).await;
+    assert_eq!(got.len() as u64, N);
+    for (i, r) in got.iter().enumerate() {
+        // pydatahub wrote batches of 100: each batch's records share its first sequence.
+        assert_eq!((r.sequence, r.batch_index), ((i - i % BATCH) as i64, (i % BATCH) as u32), "record {i}");
+        let RecordData::Tuple(v) = &r.data else { panic!("record {i} is not TUPLE") };
+        assert_eq!(v[0].as_deref(), Some(i.to_string().as_str()));
+        assert_eq!(v[1].as_deref(), Some(format!("r{i}").as_str()), "pydatahub's batch writer has no nulls");
+        assert_eq!(v[2].as_deref().unwrap().parse::<f64>().unwrap(), i as f64 / 4.0);
+        assert_eq!(r.attributes.get("from").map(String::as_str), Some("pydatahub"));
+    }
+    let pb = DatahubClient::builder(server.endpoint()).with_protocol(Protocol::Pb).build().unwrap();
+    let by_record = read_all(&pb, "binterop", "from_py", 7).await;
+    assert_eq!(by_record.iter().map(|r| r.sequence).collect::<Vec<_>>(), (0..N as i64).collect::<Vec<_>>());
+    assert_eq!(by_record.iter().map(|r| &r.data).collect::<Vec<_>>(), got.iter().map(|r| &r.data).collect::<Vec<_>>());
     server.stop().await;
 }
 

@@ -46,6 +46,12 @@ pub enum DatalogError {
     NoSuchConsumer(String),
     #[error("shard {0} has been written by a failed append and is closed for writes until reopened")]
     ShardPoisoned(u32),
+    /// The shard was split or merged: it takes no more writes, and a reader at its end has
+    /// read everything it will ever hold.
+    #[error("shard {0} is closed (split or merged away)")]
+    ShardClosed(u32),
+    #[error("schema version {0} does not exist")]
+    NoSuchSchema(i64),
 }
 
 pub type Result<T, E = DatalogError> = std::result::Result<T, E>;

@@ -7,7 +7,9 @@
 //! * [`ShardLog`]: one shard, an append-only segmented log with CRC-checked frames, a sparse
 //!   sequence/time index, torn-tail recovery at open, fsync policy and retention (see `log`).
 //! * [`Topic`]: shards, cursors ([`CursorRequest`]), subscriptions with durable offsets
-//!   ([`SubscriptionStore`]) and consumer groups ([`ConsumerGroups`]).
+//!   ([`SubscriptionStore`]) and consumer groups ([`ConsumerGroups`]); the shard table
+//!   ([`ShardMeta`]: split and merge close shards and add new ones) and the schema registry
+//!   ([`SchemaVersion`]) live in `topic.json`.
 //!
 //! Everything is synchronous `std::fs`; an async server calls it from blocking tasks.
 
@@ -15,6 +17,7 @@ mod error;
 mod frame;
 mod group;
 mod log;
+mod shards;
 mod subscription;
 
 use std::collections::BTreeMap;
@@ -29,6 +32,7 @@ pub use error::{DatalogError, Result};
 pub use frame::{AppendRecord, StoredRecord};
 pub use group::{Assignment, ConsumerGroups, Joined, MIN_SESSION_TIMEOUT_MS};
 pub use log::{Appended, Bounds, FsyncPolicy, LogOptions, ShardLog};
+pub use shards::{initial_range, neighbours, parse_hash_key, ShardMeta, ShardState, MAX_ACTIVE_SHARDS, MAX_TOTAL_SHARDS};
 pub use subscription::{Offset, OffsetCommit, Subscription, SubscriptionStore};
 
 use error::io;
@@ -120,6 +124,24 @@ pub struct TopicInfo {
     pub spec: TopicSpec,
     pub create_time: i64,
     pub last_modify_time: i64,
+    /// Every shard, closed ones included (absent in files written before splits existed:
+    /// then the creation-time shards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardMeta>,
+    /// Registered record schemas of a TUPLE topic (absent in older files: version 0 is
+    /// `spec.record_schema`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<SchemaVersion>,
+}
+
+/// One version in a topic's schema registry (ListSchema / GetSchema / RegisterSchema).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaVersion {
+    pub version_id: i64,
+    /// The RecordSchema JSON string as registered.
+    pub record_schema: String,
+    /// Epoch seconds.
+    pub create_time: i64,
 }
 
 /// Where a cursor should point.
@@ -151,8 +173,11 @@ pub struct Topic {
     project: String,
     name: String,
     dir: PathBuf,
+    options: LogOptions,
+    /// Metadata, the shard table and the schema registry included; `topic.json` on disk.
     info: Mutex<TopicInfo>,
-    shards: Vec<Arc<ShardLog>>,
+    /// Every shard's log, closed ones included. Changes only under the `info` lock.
+    logs: RwLock<BTreeMap<u32, Arc<ShardLog>>>,
     subscriptions: Mutex<SubscriptionStore>,
     groups: Mutex<ConsumerGroups>,
 }
@@ -168,21 +193,40 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Topic {
-    fn open(project: &str, name: &str, dir: PathBuf, info: TopicInfo, options: LogOptions) -> Result<Self> {
-        let mut shards = Vec::with_capacity(info.spec.shard_count as usize);
-        for id in 0..info.spec.shard_count {
-            shards.push(Arc::new(ShardLog::open(dir.join("shards").join(id.to_string()), id, options)?));
+    fn open(project: &str, name: &str, dir: PathBuf, mut info: TopicInfo, options: LogOptions) -> Result<Self> {
+        // Topics written before the shard table and the schema registry existed: their
+        // shards are the creation-time ones, their one schema is version 0.
+        if info.shards.is_empty() {
+            info.shards = shards::initial_table(info.spec.shard_count);
+        }
+        if info.schemas.is_empty() {
+            if let Some(schema) = &info.spec.record_schema {
+                info.schemas.push(SchemaVersion { version_id: 0, record_schema: schema.clone(), create_time: info.create_time });
+            }
+        }
+        let mut logs = BTreeMap::new();
+        for meta in &info.shards {
+            let log = ShardLog::open(dir.join("shards").join(meta.id.to_string()), meta.id, options)?;
+            if !meta.is_active() {
+                log.close()?;
+            }
+            logs.insert(meta.id, Arc::new(log));
         }
         let subscriptions = SubscriptionStore::open(dir.join("subscriptions.json"))?;
         Ok(Topic {
             project: project.into(),
             name: name.into(),
             dir,
+            options,
             info: Mutex::new(info),
-            shards,
+            logs: RwLock::new(logs),
             subscriptions: Mutex::new(subscriptions),
             groups: Mutex::new(ConsumerGroups::default()),
         })
+    }
+
+    fn logs(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u32, Arc<ShardLog>>> {
+        self.logs.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn name(&self) -> &str {
@@ -194,16 +238,32 @@ impl Topic {
     pub fn info(&self) -> TopicInfo {
         lock(&self.info).clone()
     }
-    pub fn shards(&self) -> &[Arc<ShardLog>] {
-        &self.shards
+    /// Every shard's log in id order, closed ones included.
+    pub fn shards(&self) -> Vec<Arc<ShardLog>> {
+        self.logs().values().cloned().collect()
     }
+    /// Every shard id, closed ones included.
     pub fn shard_ids(&self) -> Vec<u32> {
-        (0..self.shards.len() as u32).collect()
+        self.logs().keys().copied().collect()
+    }
+    /// The shard table in id order.
+    pub fn shard_table(&self) -> Vec<ShardMeta> {
+        let mut t = lock(&self.info).shards.clone();
+        t.sort_by_key(|s| s.id);
+        t
+    }
+    /// The ACTIVE shard whose hash range holds `hash`.
+    pub fn route_hash(&self, hash: u128) -> Option<u32> {
+        lock(&self.info).shards.iter().find(|s| s.is_active() && s.owns(hash)).map(|s| s.id)
+    }
+    /// Ids of the ACTIVE shards (the ones that take writes), in id order.
+    pub fn active_shard_ids(&self) -> Vec<u32> {
+        self.shard_table().into_iter().filter(ShardMeta::is_active).map(|s| s.id).collect()
     }
 
     /// The shard with this id as DataHub spells it (`"0"`, `"1"`, …).
-    pub fn shard(&self, id: &str) -> Result<&Arc<ShardLog>> {
-        id.parse::<usize>().ok().and_then(|i| self.shards.get(i)).ok_or_else(|| DatalogError::NoSuchShard(id.to_string()))
+    pub fn shard(&self, id: &str) -> Result<Arc<ShardLog>> {
+        id.trim().parse::<u32>().ok().and_then(|i| self.logs().get(&i).cloned()).ok_or_else(|| DatalogError::NoSuchShard(id.to_string()))
     }
 
     fn update_info(&self, f: impl FnOnce(&mut TopicInfo)) -> Result<()> {
@@ -214,6 +274,114 @@ impl Topic {
         write_json_atomic(&self.dir.join("topic.json"), &next)?;
         *info = next;
         Ok(())
+    }
+
+    /// Splits an ACTIVE shard at `split_key` into two new ACTIVE shards covering
+    /// `[begin, split_key)` and `[split_key, end)`; the parent becomes CLOSED.
+    ///
+    /// Order: the parent's log is closed first (so no write lands after the children exist),
+    /// then the children's logs are created, then `topic.json` is written — the commit point.
+    /// A crash before it leaves the old table; the children's empty directories are cleared
+    /// when their ids are next used.
+    pub fn split_shard(&self, id: &str, split_key: u128) -> Result<[ShardMeta; 2]> {
+        let parent = self.shard(id)?;
+        let mut info = lock(&self.info);
+        let (table, children) = shards::plan_split(&info.shards, parent.id(), split_key, now_ms() / 1000)?;
+        self.reshard(&mut info, table, &[parent], &children)?;
+        Ok(children)
+    }
+
+    /// Merges two adjacent ACTIVE shards (in either order) into a new ACTIVE shard covering
+    /// both ranges; both become CLOSED. Same commit order as [`Topic::split_shard`].
+    pub fn merge_shards(&self, id: &str, adjacent: &str) -> Result<ShardMeta> {
+        let (a, b) = (self.shard(id)?, self.shard(adjacent)?);
+        let mut info = lock(&self.info);
+        let (table, child) = shards::plan_merge(&info.shards, a.id(), b.id(), now_ms() / 1000)?;
+        self.reshard(&mut info, table, &[a, b], std::slice::from_ref(&child))?;
+        Ok(child)
+    }
+
+    fn reshard(&self, info: &mut TopicInfo, table: Vec<ShardMeta>, closing: &[Arc<ShardLog>], children: &[ShardMeta]) -> Result<()> {
+        let reopen = |logs: &[Arc<ShardLog>]| logs.iter().for_each(|l| l.reopen_for_writes());
+        for (i, log) in closing.iter().enumerate() {
+            if let Err(e) = log.close() {
+                reopen(&closing[..=i]);
+                return Err(e);
+            }
+        }
+        let result = (|| {
+            let mut opened = Vec::with_capacity(children.len());
+            for c in children {
+                let dir = self.dir.join("shards").join(c.id.to_string());
+                if dir.exists() {
+                    // Left by a reshard that crashed before its commit point: never written.
+                    fs::remove_dir_all(&dir).map_err(io("remove stale shard directory", &dir))?;
+                }
+                opened.push((c.id, Arc::new(ShardLog::open(dir, c.id, self.options)?)));
+            }
+            log::sync_dir(&self.dir.join("shards"))?;
+            let mut next = info.clone();
+            next.shards = table;
+            next.last_modify_time = now_ms() / 1000;
+            write_json_atomic(&self.dir.join("topic.json"), &next)?;
+            *info = next;
+            Ok(opened)
+        })();
+        match result {
+            Ok(opened) => {
+                let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+                logs.extend(opened);
+                tracing::info!(project = %self.project, topic = %self.name, closed = ?closing.iter().map(|l| l.id()).collect::<Vec<_>>(),
+                    opened = ?children.iter().map(|c| c.id).collect::<Vec<_>>(), "resharded");
+                Ok(())
+            }
+            Err(e) => {
+                reopen(closing);
+                Err(e)
+            }
+        }
+    }
+
+    /// The schema registry: every registered version, oldest first (TUPLE topics; version 0 is
+    /// the schema the topic was created with).
+    pub fn schemas(&self) -> Vec<SchemaVersion> {
+        lock(&self.info).schemas.clone()
+    }
+
+    /// Registers a schema and returns its version id; when `same` says an existing version is
+    /// this schema, returns that one instead (registering is idempotent).
+    pub fn register_schema(&self, record_schema: &str, same: impl Fn(&str) -> bool) -> Result<i64> {
+        let mut id = None;
+        {
+            let info = lock(&self.info);
+            if info.spec.record_type != RecordType::Tuple {
+                return Err(DatalogError::InvalidParameter("a BLOB topic has no record schema".into()));
+            }
+            if let Some(v) = info.schemas.iter().find(|v| same(&v.record_schema)) {
+                return Ok(v.version_id);
+            }
+        }
+        self.update_info(|info| {
+            let next = info.schemas.iter().map(|v| v.version_id + 1).max().unwrap_or(0);
+            info.schemas.push(SchemaVersion { version_id: next, record_schema: record_schema.to_string(), create_time: now_ms() / 1000 });
+            id = Some(next);
+        })?;
+        id.ok_or_else(|| DatalogError::InvalidParameter("schema registration did not happen".into()))
+    }
+
+    /// Deletes a registered schema version; the last one cannot be deleted (a TUPLE topic
+    /// always has a schema).
+    pub fn delete_schema(&self, version_id: i64) -> Result<()> {
+        {
+            let info = lock(&self.info);
+            if !info.schemas.iter().any(|v| v.version_id == version_id) {
+                return Err(DatalogError::NoSuchSchema(version_id));
+            }
+            if info.schemas.len() == 1 {
+                return Err(DatalogError::InvalidParameter(format!("schema version {version_id} is the topic's only schema")));
+            }
+        }
+        self.update_info(|info| info.schemas.retain(|v| v.version_id != version_id))
     }
 
     /// Resolves a cursor request on a shard.
@@ -253,7 +421,7 @@ impl Topic {
         let days = lock(&self.info).spec.lifecycle as i64;
         let cutoff = now_ms.saturating_sub(days.saturating_mul(86_400_000));
         let mut n = 0;
-        for shard in &self.shards {
+        for shard in self.shards() {
             n += shard.delete_older_than(cutoff)?;
         }
         Ok(n)
@@ -298,7 +466,7 @@ impl Topic {
 
     /// Forces every shard's written data to disk.
     pub fn sync(&self) -> Result<()> {
-        self.shards.iter().try_for_each(|s| s.sync())
+        self.shards().iter().try_for_each(|s| s.sync())
     }
 }
 
@@ -431,7 +599,9 @@ impl Datalog {
         }
         fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
         let now = now_ms() / 1000;
-        let info = TopicInfo { spec, create_time: now, last_modify_time: now };
+        let table = shards::initial_table(spec.shard_count);
+        let schemas = spec.record_schema.iter().map(|s| SchemaVersion { version_id: 0, record_schema: s.clone(), create_time: now }).collect();
+        let info = TopicInfo { spec, create_time: now, last_modify_time: now, shards: table, schemas };
         let topic = Arc::new(Topic::open(project, name, dir.clone(), info.clone(), self.options)?);
         // topic.json last: it is the commit point of the creation.
         write_json_atomic(&dir.join("topic.json"), &info)?;

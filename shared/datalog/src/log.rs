@@ -127,6 +127,8 @@ struct Inner {
     /// Set when a failed write could not be undone: the file may hold bytes the index does not
     /// know, so further appends could interleave with garbage. Reopening recovers.
     poisoned: bool,
+    /// Split or merged away: appends are refused (see [`ShardLog::close`]).
+    closed: bool,
 }
 
 /// One shard's log. All methods take `&self`; appends are serialised by an internal lock, and
@@ -198,7 +200,7 @@ impl ShardLog {
         }
         let active = segments.last().map(|s| s.path.clone()).unwrap_or_default();
         let writer = OpenOptions::new().write(true).open(&active).map_err(io("open for writing", &active))?;
-        Ok(ShardLog { id, dir, options, inner: Mutex::new(Inner { segments, writer, dirty: false, poisoned: false }) })
+        Ok(ShardLog { id, dir, options, inner: Mutex::new(Inner { segments, writer, dirty: false, poisoned: false, closed: false }) })
     }
 
     pub fn id(&self) -> u32 {
@@ -221,6 +223,9 @@ impl ShardLog {
         let mut inner = self.lock();
         if inner.poisoned {
             return Err(DatalogError::ShardPoisoned(self.id));
+        }
+        if inner.closed {
+            return Err(DatalogError::ShardClosed(self.id));
         }
         let needs_roll = inner.segments.last().is_some_and(|s| s.len >= self.options.segment_bytes && !s.is_empty());
         if needs_roll {
@@ -277,6 +282,29 @@ impl ShardLog {
         inner.dirty = false;
         inner.segments.push(next);
         Ok(())
+    }
+
+    /// Refuses further appends and forces what was written to disk; returns the final bounds.
+    /// Taken under the append lock, so an append either finished before (and its records are
+    /// in the returned bounds) or fails with [`DatalogError::ShardClosed`].
+    pub fn close(&self) -> Result<Bounds> {
+        let mut inner = self.lock();
+        inner.closed = true;
+        if inner.dirty {
+            let path = inner.segments.last().map(|s| s.path.clone()).unwrap_or_default();
+            inner.writer.sync_data().map_err(io("fsync", path))?;
+            inner.dirty = false;
+        }
+        Ok(bounds_of(&inner.segments))
+    }
+
+    /// Undoes [`ShardLog::close`] (a split whose metadata could not be written).
+    pub(crate) fn reopen_for_writes(&self) {
+        self.lock().closed = false;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Forces written data to disk (the interval policy's flush).

@@ -1,4 +1,5 @@
-//! [`RecordBatchBuilder`]: change events of one (table, schema version) → Arrow record batches.
+//! [`RecordBatchBuilder`]: change events of one (table, schema version) → Arrow record batches,
+//! in the `flat` or the `envelope` shape (see [`crate::schema`]).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -9,13 +10,14 @@ use arrow_array::builder::{
     StringBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
     UInt8Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_buffer::i256;
-use arrow_schema::SchemaRef;
-use cdc_event::{ChangeEvent, Op, TableSchema, Value};
+use arrow_array::{ArrayRef, RecordBatch, StructArray};
+use arrow_buffer::{i256, NullBuffer};
+use arrow_schema::{DataType, Fields, SchemaRef};
+use cdc_config::OutputShape;
+use cdc_event::{ChangeEvent, Op, Row, TableSchema, Value};
 
 use crate::error::BadValue;
-use crate::schema::{arrow_schema_ref, Kind};
+use crate::schema::{shaped_schema, source_fields, Kind, AFTER_COLUMN};
 use crate::FormatError;
 
 /// Days from 0001-01-01 (chrono's day 1 of the common era) to 1970-01-01.
@@ -139,14 +141,33 @@ enum Prepared {
     Borrowed,
 }
 
-/// Appends [`ChangeEvent`]s of one table and schema version in the `flat` shape (see
-/// [`crate::schema`]) and hands out [`RecordBatch`]es.
+/// The envelope's extra builders: the before image and the `source` fields the flat shape
+/// does not have.
+struct EnvelopeParts {
+    /// Field lists of the `before` / `after` structs and of `source`.
+    image_fields: Fields,
+    source_fields: Fields,
+    before: Vec<ColumnBuilder>,
+    before_valid: Vec<bool>,
+    after_valid: Vec<bool>,
+    name: StringBuilder,
+    db: StringBuilder,
+    table: StringBuilder,
+    server_id: UInt32Builder,
+    snapshot: BooleanBuilder,
+    prepared_before: Vec<Prepared>,
+}
+
+/// Appends [`ChangeEvent`]s of one table and schema version in the `flat` or `envelope`
+/// shape (see [`crate::schema`]) and hands out [`RecordBatch`]es.
 pub struct RecordBatchBuilder {
     table: Arc<TableSchema>,
     table_name: String,
     arrow: SchemaRef,
     kinds: Vec<Kind>,
+    /// Flat: the row image. Envelope: the after image.
     columns: Vec<ColumnBuilder>,
+    envelope: Option<Box<EnvelopeParts>>,
     op: StringBuilder,
     ts_ms: Int64Builder,
     source_pos: StringBuilder,
@@ -160,16 +181,53 @@ pub struct RecordBatchBuilder {
 }
 
 impl RecordBatchBuilder {
-    /// A builder for `table` (its current version); fails on column-name clashes.
+    /// A `flat` builder for `table` (its current version); fails on column-name clashes.
     pub fn new(table: Arc<TableSchema>) -> Result<Self, FormatError> {
-        let arrow = arrow_schema_ref(&table)?;
+        Self::with_shape(table, OutputShape::Flat)
+    }
+
+    /// A builder in the shape `options` ask for (`output.shape`).
+    pub fn for_writer(table: Arc<TableSchema>, options: &crate::WriterOptions) -> Result<Self, FormatError> {
+        Self::with_shape(table, options.shape)
+    }
+
+    /// A builder for `table` in `shape`; fails on column-name clashes.
+    pub fn with_shape(table: Arc<TableSchema>, shape: OutputShape) -> Result<Self, FormatError> {
+        let arrow: SchemaRef = Arc::new(shaped_schema(&table, shape)?);
         let kinds: Vec<Kind> = table
             .columns
             .iter()
             .map(|c| Kind::of(&c.column_type))
             .collect();
         let columns = kinds.iter().map(|k| ColumnBuilder::new(*k)).collect();
+        let envelope = match shape {
+            OutputShape::Flat => None,
+            OutputShape::Envelope => {
+                let image_fields = match arrow
+                    .field_with_name(AFTER_COLUMN)
+                    .map(|f| f.data_type().clone())
+                {
+                    Ok(DataType::Struct(fields)) => fields,
+                    // envelope_schema always builds `after` as a struct.
+                    _ => Fields::empty(),
+                };
+                Some(Box::new(EnvelopeParts {
+                    image_fields,
+                    source_fields: source_fields(),
+                    before: kinds.iter().map(|k| ColumnBuilder::new(*k)).collect(),
+                    before_valid: Vec::new(),
+                    after_valid: Vec::new(),
+                    name: StringBuilder::new(),
+                    db: StringBuilder::new(),
+                    table: StringBuilder::new(),
+                    server_id: UInt32Builder::new(),
+                    snapshot: BooleanBuilder::new(),
+                    prepared_before: Vec::with_capacity(kinds.len()),
+                }))
+            }
+        };
         Ok(Self {
+            envelope,
             table_name: table.table.to_string(),
             substituted: vec![0; kinds.len()],
             prepared: Vec::with_capacity(kinds.len()),
@@ -219,8 +277,17 @@ impl RecordBatchBuilder {
             .collect()
     }
 
-    /// Appends one event: the after image, or the before image with `_deleted = true` for a
-    /// delete. On error nothing is appended.
+    /// The shape of the batches.
+    pub fn shape(&self) -> OutputShape {
+        if self.envelope.is_some() {
+            OutputShape::Envelope
+        } else {
+            OutputShape::Flat
+        }
+    }
+
+    /// Appends one event. Flat: the after image, or the before image with `_deleted = true`
+    /// for a delete. Envelope: both images the operation carries. On error nothing is appended.
     pub fn append(&mut self, event: &ChangeEvent) -> Result<(), FormatError> {
         // Same Arc is the common case; otherwise compare identity and version.
         if !Arc::ptr_eq(&event.schema, &self.table)
@@ -233,6 +300,9 @@ impl RecordBatchBuilder {
                 event_table: event.schema.table.to_string(),
                 event_version: event.schema.version,
             });
+        }
+        if self.envelope.is_some() {
+            return self.append_envelope(event);
         }
         let (row, image) = match event.op {
             Op::Delete => (event.before.as_ref(), "before"),
@@ -279,8 +349,137 @@ impl RecordBatchBuilder {
         Ok(())
     }
 
+    /// Checks the images an operation needs and their lengths.
+    fn image<'e>(
+        &self,
+        event: &'e ChangeEvent,
+        row: Option<&'e Row>,
+        needed: bool,
+        image: &'static str,
+    ) -> Result<Option<&'e Row>, FormatError> {
+        match row {
+            None if needed => Err(FormatError::MissingImage {
+                table: self.table_name.clone(),
+                op: event.op.code(),
+                image,
+                position: event.position.to_string(),
+            }),
+            Some(row) if row.values.len() != self.kinds.len() => Err(FormatError::RowLength {
+                table: self.table_name.clone(),
+                position: event.position.to_string(),
+                expected: self.kinds.len(),
+                actual: row.values.len(),
+            }),
+            row => Ok(row),
+        }
+    }
+
+    fn append_envelope(&mut self, event: &ChangeEvent) -> Result<(), FormatError> {
+        let (needs_before, needs_after) = event.op.expected_images();
+        let before = self.image(event, event.before.as_ref(), needs_before, "before")?;
+        let after = self.image(event, event.after.as_ref(), needs_after, "after")?;
+        let Some(mut parts) = self.envelope.take() else {
+            return Ok(());
+        };
+        // Pass 1 for both images before any builder is touched (see `append`).
+        let result = (|| {
+            parts.prepared_before.clear();
+            for (index, value) in before.iter().flat_map(|r| r.values.iter()).enumerate() {
+                let prepared = self.prepare(index, value, event)?;
+                parts.prepared_before.push(prepared);
+            }
+            self.prepared.clear();
+            for (index, value) in after.iter().flat_map(|r| r.values.iter()).enumerate() {
+                let prepared = self.prepare(index, value, event)?;
+                self.prepared.push(prepared);
+            }
+            Ok(())
+        })();
+        if let Err(error) = result {
+            self.envelope = Some(parts);
+            return Err(error);
+        }
+        // Pass 2: cannot fail.
+        for (builders, valid, prepared, row) in [
+            (&mut parts.before, &mut parts.before_valid, &parts.prepared_before, before),
+            (&mut self.columns, &mut parts.after_valid, &self.prepared, after),
+        ] {
+            match row {
+                Some(row) => {
+                    for (index, value) in row.values.iter().enumerate() {
+                        if matches!(prepared[index], Prepared::Substituted) {
+                            self.substituted[index] += 1;
+                        }
+                        append_prepared(&mut builders[index], prepared[index], value);
+                    }
+                    valid.push(true);
+                }
+                None => {
+                    builders.iter_mut().for_each(ColumnBuilder::append_null);
+                    valid.push(false);
+                }
+            }
+        }
+        let table = &self.table.table;
+        parts.name.append_value(&*event.source_name);
+        parts.db.append_value(&table.database);
+        parts.table.append_value(&table.table);
+        parts.server_id.append_value(event.server_id);
+        parts.snapshot.append_value(event.op == Op::Read);
+        self.envelope = Some(parts);
+        self.op.append_value(event.op.code());
+        self.ts_ms.append_value(event.commit_ts_ms);
+        let _ = write!(self.source_pos, "{}", event.position);
+        self.source_pos.append_value("");
+        self.tx_id.append_option(event.tx_id.as_deref());
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish_envelope(&mut self, parts: &mut EnvelopeParts) -> Result<RecordBatch, FormatError> {
+        let arrow_error = |source| FormatError::Arrow {
+            table: self.table_name.clone(),
+            source,
+        };
+        let image = |builders: &mut Vec<ColumnBuilder>, valid: &mut Vec<bool>| {
+            let mut arrays = Vec::with_capacity(parts.image_fields.len());
+            for column in builders.iter_mut() {
+                column.finish_into(&mut arrays);
+            }
+            let nulls = NullBuffer::from(std::mem::take(valid));
+            StructArray::try_new(parts.image_fields.clone(), arrays, Some(nulls))
+        };
+        let before = image(&mut parts.before, &mut parts.before_valid).map_err(arrow_error)?;
+        let after = image(&mut self.columns, &mut parts.after_valid).map_err(arrow_error)?;
+        let source_arrays: Vec<ArrayRef> = vec![
+            Arc::new(parts.name.finish()),
+            Arc::new(parts.db.finish()),
+            Arc::new(parts.table.finish()),
+            Arc::new(parts.server_id.finish()),
+            Arc::new(self.ts_ms.finish()),
+            Arc::new(self.source_pos.finish()),
+            Arc::new(self.tx_id.finish()),
+            Arc::new(parts.snapshot.finish()),
+        ];
+        let source =
+            StructArray::try_new(parts.source_fields.clone(), source_arrays, None).map_err(arrow_error)?;
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(before),
+            Arc::new(after),
+            Arc::new(source),
+            Arc::new(self.op.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(self.arrow.clone(), arrays).map_err(arrow_error)
+    }
+
     /// The rows appended so far as one batch; the builder is empty afterwards and can go on.
     pub fn finish(&mut self) -> Result<RecordBatch, FormatError> {
+        if let Some(mut parts) = self.envelope.take() {
+            let result = self.finish_envelope(&mut parts);
+            self.envelope = Some(parts);
+            return result;
+        }
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.arrow.fields().len());
         for column in &mut self.columns {
             column.finish_into(&mut arrays);

@@ -4,7 +4,8 @@
 //!   [`Schema`](arrow_schema::Schema), column by column without loss (see the module docs for
 //!   the type table and the zero-date policy).
 //! - [`batch`]: [`RecordBatchBuilder`], one per (table, schema version), appending
-//!   [`ChangeEvent`](cdc_event::ChangeEvent)s in the `flat` shape.
+//!   [`ChangeEvent`](cdc_event::ChangeEvent)s in the `flat` or `envelope` shape
+//!   (`output.shape`, [`cdc_config::OutputShape`]).
 //! - [`writer`]: the [`FormatWriter`] trait and its Parquet, CSV and JSON-lines writers over any
 //!   `std::io::Write`, with the compressions of `cdc_config::Compression`.
 //!
@@ -42,6 +43,6 @@ pub use batch::RecordBatchBuilder;
 pub use error::{BadValue, FormatError};
 pub use schema::arrow_schema;
 pub use writer::{
-    check_combination, file_extension, new_writer, CsvOptions, FormatWriter, ParquetOptions,
+    check_combination, check_shape, file_extension, new_writer, CsvOptions, FormatWriter, ParquetOptions,
     WriteStats, WriterOptions,
 };

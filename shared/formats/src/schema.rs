@@ -33,6 +33,12 @@
 //! fields are therefore always nullable and carry `cdc.invalid_temporal = null`. A sink that
 //! must keep them can read the count and record it (e.g. as Parquet key-value metadata).
 //!
+//! **Shapes** ([`OutputShape`], `output.shape`): `flat` ([`arrow_schema`]) is described above and
+//! below; `envelope` ([`envelope_schema`]) is Debezium's layout: `before` and `after` are
+//! nullable structs of the data fields above (NULL when the operation has no such image),
+//! `source` is a struct `{name, db, table, server_id, ts_ms, position, tx_id, snapshot}` and
+//! `op` the one-letter code. Schema metadata says `cdc.shape = envelope`.
+//!
 //! Metadata columns: `_op` (Utf8 `c`/`u`/`d`/`r`), `_ts_ms` (Int64 commit time, ms),
 //! `_source_pos` (Utf8, the Position text), `_tx_id` (Utf8, nullable), `_deleted` (Boolean).
 //! Schema metadata: `cdc.table`, `cdc.table.database`, `cdc.table.name`, `cdc.schema_version`,
@@ -41,7 +47,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+use cdc_config::OutputShape;
 use cdc_event::{ColumnDef, ColumnType, TableSchema};
 
 use crate::FormatError;
@@ -64,6 +71,17 @@ pub const METADATA_COLUMNS: [&str; 5] = [
     TX_ID_COLUMN,
     DELETED_COLUMN,
 ];
+
+/// Envelope shape: the before image (a struct of the data fields), NULL for inserts and reads.
+pub const BEFORE_COLUMN: &str = "before";
+/// Envelope shape: the after image, NULL for deletes.
+pub const AFTER_COLUMN: &str = "after";
+/// Envelope shape: the source struct.
+pub const SOURCE_COLUMN: &str = "source";
+/// Envelope shape: Debezium's one-letter operation code.
+pub const ENVELOPE_OP_COLUMN: &str = "op";
+/// Envelope shape: the field of `source` holding the Position text.
+pub const SOURCE_POSITION_FIELD: &str = "position";
 
 /// Suffix of the SRID companion column of a GEOMETRY column.
 pub const SRID_SUFFIX: &str = "__srid";
@@ -252,22 +270,72 @@ pub fn arrow_schema(table: &TableSchema) -> Result<Schema, FormatError> {
             });
         }
     }
-    let primary_key = serde_json::to_string(&table.primary_key).unwrap_or_default();
-    let metadata = HashMap::from([
-        (TABLE_KEY.to_owned(), table.table.to_string()),
-        (
-            "cdc.table.database".to_owned(),
-            table.table.database.clone(),
-        ),
-        ("cdc.table.name".to_owned(), table.table.table.clone()),
-        (SCHEMA_VERSION_KEY.to_owned(), table.version.to_string()),
-        ("cdc.primary_key".to_owned(), primary_key),
-        ("cdc.shape".to_owned(), "flat".to_owned()),
-    ]);
-    Ok(Schema::new_with_metadata(fields, metadata))
+    Ok(Schema::new_with_metadata(fields, table_metadata(table, OutputShape::Flat)))
 }
 
 /// [`arrow_schema`] in an `Arc`.
 pub fn arrow_schema_ref(table: &TableSchema) -> Result<Arc<Schema>, FormatError> {
     arrow_schema(table).map(Arc::new)
+}
+
+/// The Arrow schema of `table` in `shape`.
+pub fn shaped_schema(table: &TableSchema, shape: OutputShape) -> Result<Schema, FormatError> {
+    match shape {
+        OutputShape::Flat => arrow_schema(table),
+        OutputShape::Envelope => envelope_schema(table),
+    }
+}
+
+/// The fields of the envelope's `source` struct.
+pub fn source_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("db", DataType::Utf8, false),
+        Field::new("table", DataType::Utf8, false),
+        Field::new("server_id", DataType::UInt32, false),
+        Field::new("ts_ms", DataType::Int64, false),
+        Field::new(SOURCE_POSITION_FIELD, DataType::Utf8, false),
+        Field::new("tx_id", DataType::Utf8, true),
+        Field::new("snapshot", DataType::Boolean, false),
+    ])
+}
+
+/// The envelope Arrow schema of `table`: `before`, `after` (nullable structs of the data
+/// fields), `source` (struct) and `op`.
+///
+/// Fails when two data fields share a name (a column named like another's SRID companion).
+pub fn envelope_schema(table: &TableSchema) -> Result<Schema, FormatError> {
+    let mut fields: Vec<Field> = Vec::with_capacity(table.columns.len());
+    for column in &table.columns {
+        fields.extend(column_fields(column));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(fields.len());
+    for field in &fields {
+        if !seen.insert(field.name().as_str()) {
+            return Err(FormatError::ColumnNameClash {
+                table: table.table.to_string(),
+                column: field.name().clone(),
+            });
+        }
+    }
+    let image = DataType::Struct(Fields::from(fields));
+    let top = vec![
+        Field::new(BEFORE_COLUMN, image.clone(), true),
+        Field::new(AFTER_COLUMN, image, true),
+        Field::new(SOURCE_COLUMN, DataType::Struct(source_fields()), false),
+        Field::new(ENVELOPE_OP_COLUMN, DataType::Utf8, false),
+    ];
+    Ok(Schema::new_with_metadata(top, table_metadata(table, OutputShape::Envelope)))
+}
+
+fn table_metadata(table: &TableSchema, shape: OutputShape) -> HashMap<String, String> {
+    let primary_key = serde_json::to_string(&table.primary_key).unwrap_or_default();
+    HashMap::from([
+        (TABLE_KEY.to_owned(), table.table.to_string()),
+        ("cdc.table.database".to_owned(), table.table.database.clone()),
+        ("cdc.table.name".to_owned(), table.table.table.clone()),
+        (SCHEMA_VERSION_KEY.to_owned(), table.version.to_string()),
+        ("cdc.primary_key".to_owned(), primary_key),
+        ("cdc.shape".to_owned(), shape.as_str().to_owned()),
+    ])
 }

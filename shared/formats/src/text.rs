@@ -9,7 +9,7 @@ use arrow_array::types::{
 };
 use arrow_array::{
     Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array,
-    PrimitiveArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+    PrimitiveArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, TimeUnit};
 use base64::Engine as _;
@@ -42,6 +42,9 @@ pub(crate) enum TextColumn<'a> {
     Micros(&'a TimestampMicrosecondArray, bool),
     Str(&'a StringArray),
     Bin(&'a BinaryArray),
+    /// A struct (the envelope's images and source): rendered as a JSON object, each child
+    /// with its `"name":` prefix escaped once.
+    Struct(&'a StructArray, Vec<(Vec<u8>, TextColumn<'a>)>),
 }
 
 impl<'a> TextColumn<'a> {
@@ -55,14 +58,30 @@ impl<'a> TextColumn<'a> {
             .columns()
             .iter()
             .zip(schema.fields())
-            .map(|(array, field)| {
-                let array = array.as_ref();
+            .map(|(array, field)| Self::of(array.as_ref(), field.name(), format))
+            .collect()
+    }
+
+    /// Downcasts one array (recursively for structs).
+    fn of(array: &'a dyn Array, name: &str, format: &'static str) -> Result<Self, FormatError> {
                 let unsupported = || FormatError::UnsupportedArrowType {
                     format,
-                    column: field.name().clone(),
+                    column: name.to_owned(),
                     data_type: array.data_type().to_string(),
                 };
                 Ok(match array.data_type() {
+                    DataType::Struct(fields) => {
+                        let array = array.as_struct();
+                        let mut children = Vec::with_capacity(fields.len());
+                        for (child, field) in array.columns().iter().zip(fields) {
+                            let mut key = vec![b'"'];
+                            push_json_escaped(&mut key, field.name().as_bytes());
+                            key.extend_from_slice(b"\":");
+                            let path = format!("{name}.{}", field.name());
+                            children.push((key, Self::of(child.as_ref(), &path, format)?));
+                        }
+                        Self::Struct(array, children)
+                    }
                     DataType::Boolean => Self::Bool(array.as_boolean()),
                     DataType::Int8 => Self::I8(array.as_primitive()),
                     DataType::Int16 => Self::I16(array.as_primitive()),
@@ -94,8 +113,6 @@ impl<'a> TextColumn<'a> {
                     DataType::Binary => Self::Bin(array.as_binary::<i32>()),
                     _ => return Err(unsupported()),
                 })
-            })
-            .collect()
     }
 
     pub(crate) fn is_null(&self, row: usize) -> bool {
@@ -117,6 +134,7 @@ impl<'a> TextColumn<'a> {
             Self::Micros(a, _) => a.is_null(row),
             Self::Str(a) => a.is_null(row),
             Self::Bin(a) => a.is_null(row),
+            Self::Struct(a, _) => a.is_null(row),
         }
     }
 
@@ -189,6 +207,33 @@ impl<'a> TextColumn<'a> {
                 scratch.clear();
                 base64::engine::general_purpose::STANDARD.encode_string(a.value(row), scratch);
                 out.extend_from_slice(scratch.as_bytes());
+            }
+            // A complete JSON object: children are quoted and escaped here, since the caller
+            // treats a struct as a bare JSON value.
+            Self::Struct(_, children) => {
+                out.push(b'{');
+                let mut field = Vec::new();
+                for (i, (key, child)) in children.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(key);
+                    if child.is_null(row) {
+                        out.extend_from_slice(b"null");
+                        continue;
+                    }
+                    match child.json_shape() {
+                        JsonShape::Bare => child.render(row, out, scratch),
+                        JsonShape::Quoted => {
+                            field.clear();
+                            child.render(row, &mut field, scratch);
+                            out.push(b'"');
+                            push_json_escaped(out, &field);
+                            out.push(b'"');
+                        }
+                    }
+                }
+                out.push(b'}');
             }
         }
     }

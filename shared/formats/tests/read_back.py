@@ -41,6 +41,9 @@ def canonical(value):
         return value.isoformat()
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        # Struct columns (the envelope shape's before / after / source).
+        return {k: canonical(v) for k, v in value.items()}
     raise TypeError(f"no canonical form for {type(value).__name__}: {value!r}")
 
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use cdc_config::{Compression, OutputFormat};
+use cdc_config::{Compression, OutputFormat, OutputShape};
 use cdc_event::{
     ChangeEvent, ColumnDef, ColumnType, LobSize, Op, Position, Row, ServerFlavor, SqlDate,
     SqlDateTime, SqlTime, TableId, TableSchema, Value,
@@ -257,7 +257,7 @@ fn write_file(
     options: &WriterOptions,
     events: &[ChangeEvent],
 ) -> (std::path::PathBuf, cdc_formats::WriteStats) {
-    let mut builder = RecordBatchBuilder::new(table()).expect("builder");
+    let mut builder = RecordBatchBuilder::for_writer(table(), options).expect("builder");
     // Two batches, so the writers' multi-batch paths and the position range are exercised.
     let (head, tail) = events.split_at(2);
     let mut batches = Vec::new();
@@ -504,4 +504,140 @@ fn column_names_clashing_with_metadata_are_refused() {
         .err()
         .expect("clash");
     assert!(error.to_string().contains("\"_op\""), "{error}");
+}
+
+/// The envelope rows: `before` / `after` images (the flat rows' data columns), `source`, `op`.
+fn envelope_expected() -> Vec<Map<String, Json>> {
+    let flat = expected_rows();
+    let image = |i: Option<usize>| -> Json {
+        match i {
+            None => Json::Null,
+            Some(i) => Json::Object(
+                flat[i]
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with('_'))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        }
+    };
+    // (op, before image, after image, tx): the update's before image is row 1 as inserted.
+    let events = [
+        ("c", None, Some(0), Some("gtid-1")),
+        ("r", None, Some(1), None),
+        ("u", Some(0), Some(2), Some("gtid-2")),
+        ("d", Some(3), None, Some("gtid-2")),
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (op, before, after, tx))| {
+            let row = json!({
+                "before": image(before),
+                "after": image(after),
+                "source": {
+                    "name": "src", "db": "shop", "table": "orders", "server_id": 7,
+                    "ts_ms": 1_714_979_289_000i64 + i as i64,
+                    "position": position(i as u32).to_string(),
+                    "tx_id": tx, "snapshot": op == "r",
+                },
+                "op": op,
+            });
+            row.as_object().cloned().expect("object")
+        })
+        .collect()
+}
+
+#[test]
+fn envelope_parquet_is_read_by_pyarrow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        WriterOptions::new(OutputFormat::Parquet, Compression::Snappy).with_shape(OutputShape::Envelope);
+    let (path, stats) = write_file(dir.path(), &options, &events());
+    assert_eq!(stats.first_position, Some(position(0).to_string()), "from source.position");
+    let doc = read_back("parquet", "snappy", &path, &[]);
+    assert_rows_eq(rows_of(&doc), envelope_expected(), "parquet/envelope");
+    assert_eq!(
+        doc["metadata"][POSITION_RANGE_KEY],
+        json!(format!("{}..{}", position(0), position(3)))
+    );
+
+    // Types and field metadata of the nested columns, as pyarrow sees them.
+    let script = r#"
+import json, sys
+import pyarrow.parquet as pq
+schema = pq.read_schema(sys.argv[1])
+after = schema.field("after").type
+fields = {after.field(i).name: after.field(i) for i in range(after.num_fields)}
+meta = lambda f: {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
+print(json.dumps({
+    "top": [f.name for f in schema],
+    "shape": (schema.metadata or {}).get(b"cdc.shape", b"").decode(),
+    "types": {n: str(f.type) for n, f in fields.items()},
+    "js": meta(fields["js"]),
+    "d65": meta(fields["d65"]),
+    "source": str(schema.field("source").type),
+}))
+"#;
+    let output = Command::new("python3").arg("-c").arg(script).arg(&path).output().expect("python3 runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let info: Json = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(info["top"], json!(["before", "after", "source", "op"]));
+    assert_eq!(info["shape"], json!("envelope"));
+    for (column, arrow_type) in [
+        ("d65", "decimal256(65, 30)"),
+        ("d12", "decimal128(12, 2)"),
+        ("dt", "timestamp[us]"),
+        ("ts", "timestamp[us, tz=UTC]"),
+        ("u64", "uint64"),
+    ] {
+        assert_eq!(info["types"][column], json!(arrow_type), "arrow type of after.{column}");
+    }
+    // pyarrow ≥ 19 turns arrow.json into its JSON extension type; older ones keep the metadata.
+    let js_type = info["types"]["js"].as_str().unwrap_or_default();
+    assert!(
+        js_type.contains("json") || info["js"]["ARROW:extension:name"] == json!("arrow.json"),
+        "after.js is JSON-typed: {info}"
+    );
+    assert_eq!(info["d65"]["cdc.source_type"], json!("DECIMAL(65,30)"));
+    assert!(info["source"].as_str().unwrap_or_default().contains("position: string not null"), "{info}");
+}
+
+#[test]
+fn envelope_json_lines_nest_the_images() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options =
+        WriterOptions::new(OutputFormat::Json, Compression::None).with_shape(OutputShape::Envelope);
+    let (path, _) = write_file(dir.path(), &options, &events());
+    let doc = read_back("json", "none", &path, &[]);
+    assert_rows_eq(rows_of(&doc), envelope_expected(), "json/envelope");
+}
+
+#[test]
+fn envelope_is_refused_for_csv() {
+    assert!(cdc_formats::check_shape(OutputFormat::Csv, OutputShape::Envelope).is_err());
+    assert!(cdc_formats::check_shape(OutputFormat::Parquet, OutputShape::Envelope).is_ok());
+    let builder = RecordBatchBuilder::with_shape(table(), OutputShape::Envelope).expect("builder");
+    let options = WriterOptions::new(OutputFormat::Csv, Compression::None);
+    let err = new_writer(Vec::new(), builder.arrow_schema().clone(), &options)
+        .err()
+        .expect("csv refuses struct columns");
+    assert!(matches!(err, FormatError::UnsupportedArrowType { ref column, .. } if column == "before"), "{err}");
+}
+
+#[test]
+fn envelope_rejects_a_missing_image_and_appends_nothing() {
+    let mut builder = RecordBatchBuilder::with_shape(table(), OutputShape::Envelope).expect("builder");
+    let update_without_before = event(Op::Update, None, Some(full_row(1)), 0, None);
+    let err = builder.append(&update_without_before).expect_err("an update needs its before image");
+    assert!(matches!(err, FormatError::MissingImage { image: "before", .. }), "{err}");
+    let mut bad = full_row(2);
+    bad.values[5] = Value::Int(-1); // BIGINT UNSIGNED column
+    let err = builder.append(&event(Op::Update, Some(full_row(2)), Some(bad), 1, None)).expect_err("bad value");
+    assert!(matches!(err, FormatError::BadValue(_)), "{err}");
+    assert!(builder.is_empty());
+    builder.append(&events()[0]).expect("append");
+    let batch = builder.finish().expect("batch");
+    assert_eq!(batch.num_rows(), 1);
+    assert_eq!(batch.column(0).null_count(), 1, "an insert has no before image");
 }

@@ -6,8 +6,13 @@ use std::time::Duration;
 use cdc_lambda::{run_handler, InvokeOutcome, LambdaEnv, LocalLambda};
 use serde_json::{json, Value};
 
+fn http_client() -> reqwest::Client {
+    cdc_telemetry::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 async fn invoke(endpoint: &str, function: &str, payload: Value) -> (Option<String>, Value) {
-    let response = reqwest::Client::new()
+    let response = http_client()
         .post(format!("{endpoint}/2015-03-31/functions/{function}/invocations"))
         .json(&payload)
         .send()
@@ -53,7 +58,7 @@ async fn lambda_runtime_loop_answers_invocations_and_reports_handler_errors() {
     let outcomes: Vec<bool> = lambda.invocations().iter().map(|i| matches!(i.outcome, InvokeOutcome::Success(_))).collect();
     assert_eq!(outcomes, [true, false, true]);
 
-    let missing = reqwest::Client::new()
+    let missing = http_client()
         .post(format!("{endpoint}/2015-03-31/functions/other/invocations"))
         .body("{}")
         .send()
@@ -67,7 +72,7 @@ async fn a_runtime_that_asks_again_without_answering_fails_the_open_invocation()
     let lambda = LocalLambda::start("crashy", Duration::from_secs(30)).await.expect("start");
     let endpoint = lambda.invoke_endpoint();
     let runtime = format!("http://{}/2018-06-01/runtime/invocation/next", lambda.runtime_api());
-    let http = reqwest::Client::new();
+    let http = http_client();
 
     let invoker = tokio::spawn({
         let endpoint = endpoint.clone();

@@ -113,6 +113,34 @@ pub fn demo_workload_sql(seed: u64, orders: u64) -> (String, WorkloadSummary) {
     (sql, summary)
 }
 
+/// The table of the pipeline tests (`functions/file-sink/tests/pipeline.rs`, the container
+/// suite in `integration-tests/`): an integer key, a nullable text column with non-ASCII text
+/// and a counter.
+pub const ITEMS_SCHEMA: &str = "CREATE DATABASE IF NOT EXISTS shop; \
+CREATE TABLE IF NOT EXISTS shop.items (id INT PRIMARY KEY, name VARCHAR(64), qty BIGINT NOT NULL) DEFAULT CHARSET=utf8mb4";
+
+/// The statements of one workload transaction on `shop.items` (the caller wraps them in
+/// `BEGIN` … `COMMIT`): 1 to 5 statements, each an insert of the next id (60 %), an update
+/// (30 %: `qty + 1`, `name = NULL`) or a delete (10 %) of a random id below `next_id`, which
+/// may no longer exist (then the statement changes nothing). `next_id` advances past every
+/// inserted id; the same seed gives the same statements.
+pub fn items_transaction(rng: &mut SplitMix64, next_id: &mut i64) -> Vec<String> {
+    let mut statements = Vec::new();
+    for _ in 0..(1 + rng.below(5)) {
+        let statement = match rng.below(10) {
+            0..=5 => {
+                let id = *next_id;
+                *next_id += 1;
+                format!("INSERT INTO shop.items VALUES ({id}, 'item {id} ✓', {})", rng.below(1000))
+            }
+            6..=8 => format!("UPDATE shop.items SET qty = qty + 1, name = NULL WHERE id = {}", 1 + rng.below(*next_id as u64)),
+            _ => format!("DELETE FROM shop.items WHERE id = {}", 1 + rng.below(*next_id as u64)),
+        };
+        statements.push(statement);
+    }
+    statements
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +156,19 @@ mod tests {
         assert_eq!(summary.deletes, a.matches("DELETE").count() as u64);
         assert_eq!(summary.schema_changes, 1);
         assert!(summary.updates > 0 && summary.deletes > 0);
+    }
+
+    #[test]
+    fn items_transactions_are_reproducible_and_insert_fresh_ids() {
+        let (mut a, mut b) = (SplitMix64::new(3), SplitMix64::new(3));
+        let (mut next_a, mut next_b) = (1i64, 1i64);
+        let mut inserts = 0;
+        for _ in 0..200 {
+            let tx = items_transaction(&mut a, &mut next_a);
+            assert!((1..=5).contains(&tx.len()));
+            assert_eq!(tx, items_transaction(&mut b, &mut next_b));
+            inserts += tx.iter().filter(|s| s.starts_with("INSERT")).count() as i64;
+        }
+        assert_eq!(next_a, 1 + inserts, "every insert takes the next id");
     }
 }

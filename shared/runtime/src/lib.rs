@@ -5,7 +5,8 @@
 //! 2. load and validate the whole configuration for the function's [`Role`]; on any problem,
 //!    print every problem at once and exit with code 2;
 //! 3. start logging at `LOG_LEVEL` / `LOG_FORMAT`, log the redacted effective configuration;
-//! 4. serve `/health`, `/health/live`, `/health/ready` and `/metrics` on `MONITORING_PORT`;
+//! 4. serve `/health`, `/health/live`, `/health/ready` and `/metrics` on `MONITORING_PORT`,
+//!    and evaluate the guide's alerts there ([`alerting_options`]);
 //! 5. run the function body until it returns or SIGTERM/SIGINT asks it to stop; a body error
 //!    marks the process dead, is logged with its causes and exits with code 1.
 //!
@@ -39,7 +40,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use cdc_config::{Config, Role};
-use cdc_telemetry::{FunctionContext, Health, PipelineMetrics, Shutdown};
+use cdc_telemetry::{AlertRules, AlertingOptions, FunctionContext, Health, PipelineMetrics, Shutdown};
 
 pub use checkpoint::Checkpointer;
 
@@ -169,6 +170,7 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    cdc_telemetry::install_crypto_provider();
     let config = match Config::from_process_env(role, args.config.clone()) {
         Ok(config) => config,
         Err(err) => {
@@ -219,6 +221,8 @@ where
     F: FnOnce(Function) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
+    // Before any HTTP client exists (DataHub, S3, Alertmanager, relay targets).
+    cdc_telemetry::install_crypto_provider();
     // A second initialisation can only happen when a test embeds several functions in one
     // process; the first subscriber then keeps serving, which is what we want.
     if let Err(err) = cdc_telemetry::init_logging(&config.logging) {
@@ -238,6 +242,7 @@ where
 
     let context = FunctionContext::builder(role.binary_name())
         .with_metrics_enabled(config.monitoring.metrics_enabled)
+        .with_alerting(alerting_options(&config.monitoring))
         .with_signal_handlers()
         .build()
         .context("setting up metrics, health and signal handling")?;
@@ -260,6 +265,21 @@ where
     context.shutdown().trigger();
     ops.stopped().await.context("ops server")?;
     outcome
+}
+
+/// The guide's five alerts with the thresholds of `monitoring.alerts.*`; evaluated next to the
+/// ops server, shown in `/health` and `/metrics`, posted to `ALERTMANAGER_URL` when set.
+pub fn alerting_options(monitoring: &cdc_config::MonitoringConfig) -> AlertingOptions {
+    let rules = AlertRules::default()
+        .with_latency_threshold_ms(monitoring.latency_threshold_ms as f64)
+        .with_checkpoint_failure_rate(monitoring.checkpoint_failure_rate)
+        .with_load_threshold(monitoring.load_threshold);
+    monitoring
+        .alertmanager_urls
+        .iter()
+        .fold(AlertingOptions::new(rules).with_interval(monitoring.alert_evaluation_interval()), |options, url| {
+            options.with_alertmanager(url.clone())
+        })
 }
 
 /// The body of a function whose stage is not part of this build yet: it validates its

@@ -9,14 +9,7 @@ use cdc_state::PendingFile;
 use crate::io::{create_dir_durable, sync_dir, RetryPolicy};
 use crate::SinkError;
 
-/// What committing one pending file did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CommitOutcome {
-    /// Renamed from staging to final now.
-    Renamed,
-    /// Already at its final name (an earlier commit, before a crash, got that far).
-    AlreadyCommitted,
-}
+pub(crate) use crate::storage::CommitOutcome;
 
 /// `root/key` for a key from a checkpoint, refusing keys that would leave `root`: a
 /// checkpoint is input, and a damaged one must not make us rename files elsewhere.
@@ -83,7 +76,7 @@ pub(crate) fn commit_file(
     if let Some(staging_dir) = staging.parent() {
         sync_dir(policy, staging_dir)?;
     }
-    Ok(CommitOutcome::Renamed)
+    Ok(CommitOutcome::Committed)
 }
 
 /// Deletes every entry of the in-progress directory; returns how many. Runs at recovery

@@ -152,6 +152,7 @@ impl DlqFile {
             size_bytes: bytes,
             record_count: count,
             upload_id: None,
+            parts: Vec::new(),
         })
     }
 }

@@ -44,6 +44,20 @@ pub enum SinkError {
         final_path: PathBuf,
     },
 
+    /// An object-store request failed (transient errors after the configured retries).
+    #[error("object sink: {action} {location} failed: {source}")]
+    ObjectStore {
+        action: &'static str,
+        location: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A pending upload of a checkpoint can be neither completed nor found at its final key:
+    /// the checkpoint cannot be committed and the data it names is lost.
+    #[error("object sink: pending upload {upload_id} of {location} is gone and the object does not exist either")]
+    PendingUploadMissing { location: String, upload_id: String },
+
     /// A pending-file key from a checkpoint escapes the output directory or is malformed.
     #[error("file sink: checkpoint names an invalid file key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },

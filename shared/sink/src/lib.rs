@@ -39,6 +39,14 @@
 //! which recovery accepts. Every row is therefore committed exactly once, provided the bus
 //! replays from the checkpointed offsets.
 //!
+//! # Where committed files go
+//!
+//! Steps 1, 3 and 5 end in a [`Storage`]: [`LocalStorage`] renames within the output directory
+//! (above); with the `s3` feature, [`object::ObjectStorage`] makes the same protocol commit
+//! objects to S3 and S3-compatible stores (multipart uploads named in the checkpoint, completed
+//! after it — see [`mod@object`]). Rows, buckets, rolling, formats, layout, replay marks and the
+//! dead-letter queue are shared: [`FileSink::with_storage`].
+//!
 //! # Replays and dead letters
 //!
 //! An event whose position is at or below the high-water mark of its (source, shard) is
@@ -64,10 +72,13 @@ mod error;
 mod io;
 pub mod layout;
 mod marks;
+#[cfg(feature = "s3")]
+pub mod object;
 mod options;
 mod record;
 pub mod replay;
 mod sink;
+mod storage;
 
 pub use error::SinkError;
 pub use io::RetryPolicy;
@@ -79,3 +90,4 @@ pub use replay::{
     read_dead_letters, DeadLetterRecord, ReplayReport, REPLAYED_DIR, REPLAYING_DIR, REPLAY_SHARD,
 };
 pub use sink::{CommitReport, FileSink};
+pub use storage::{CommitOutcome, LocalStorage, Storage};

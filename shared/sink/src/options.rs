@@ -82,6 +82,20 @@ impl SinkOptions {
             .with_batch_size(output.batch_size as usize)
     }
 
+    /// From the `output.*` settings like [`from_output`](Self::from_output), for an output
+    /// that is not a local directory (an object store): in-progress files are written under
+    /// `staging_root/.inprogress/` and committed elsewhere (see [`crate::Storage`]).
+    pub fn from_output_staged(
+        output: &OutputConfig,
+        staging_root: impl Into<PathBuf>,
+    ) -> Result<Self, SinkError> {
+        Self::new(staging_root, output.format, output.compression)?
+            .with_rolling_size(output.rolling_size_bytes)?
+            .with_rolling_interval(output.rolling_interval())?
+            .with_max_retries(output.max_retries)
+            .with_batch_size(output.batch_size as usize)
+    }
+
     /// Roll a file once its written plus buffered size reaches `bytes` (at least 1).
     pub fn with_rolling_size(mut self, bytes: u64) -> Result<Self, SinkError> {
         if bytes == 0 {

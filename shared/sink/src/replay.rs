@@ -205,6 +205,22 @@ fn list_claimed(options: &SinkOptions, dir: &Path) -> Result<Vec<Claimed>, SinkE
 }
 
 impl FileSink {
+    /// Dead letters are claimed and moved as committed local files: an object store's sink
+    /// has none under its staging root.
+    fn require_local_output(&self) -> Result<(), SinkError> {
+        if self.local_root().is_some() {
+            Ok(())
+        } else {
+            Err(SinkError::Config {
+                option: "dlq",
+                reason: format!(
+                    "replaying dead letters needs a local output directory; {} is an object store",
+                    self.location()
+                ),
+            })
+        }
+    }
+
     /// Step 1 of a replay (see [`crate::replay`]): claims the committed dead-letter files and
     /// writes their events through this sink as shard [`REPLAY_SHARD`]. `fix` gets each line
     /// and returns the event to write (`None` skips the line; [`DeadLetterRecord::as_recorded`]
@@ -216,6 +232,7 @@ impl FileSink {
     ) -> Result<ReplayReport, SinkError> {
         // `write` checks the same, but claiming must not happen on an unusable sink either.
         self.write_checks()?;
+        self.require_local_output()?;
         let options = self.options().clone();
         let policy = options.retry_policy();
         let dlq = options.root().join(options.dlq_dir());
@@ -284,6 +301,7 @@ impl FileSink {
     /// checkpoint covers to `{dlq_dir}/replayed/` (idempotent). Returns the files moved,
     /// relative to the root.
     pub fn finish_replay(&mut self) -> Result<Vec<String>, SinkError> {
+        self.require_local_output()?;
         let options = self.options().clone();
         let policy = options.retry_policy();
         let dlq = options.root().join(options.dlq_dir());

@@ -12,14 +12,14 @@ use cdc_formats::{new_writer, FormatError, FormatWriter, RecordBatchBuilder};
 use cdc_state::{PendingFile, ShardOffsets, SinkState};
 use chrono::{NaiveDate, Timelike};
 
-use crate::commit::{clear_inprogress, commit_file, CommitOutcome};
 use crate::dlq::{DeadLetter, DlqFile};
-use crate::io::{create_dir_durable, sync_dir, RetryWriter};
+use crate::io::RetryWriter;
 use crate::layout::FileNameParts;
 use crate::marks::ReplayMarks;
 use crate::options::INPROGRESS_DIR;
 use crate::record::{Record, SinkStats, WriteOutcome};
 use crate::replay::REPLAY_SHARD;
+use crate::storage::{CommitOutcome, LocalStorage, Storage};
 use crate::{SinkError, SinkOptions};
 
 /// Bytes buffered between the format writer and the file.
@@ -120,9 +120,14 @@ pub(crate) struct NewFile {
 /// 4. Once the checkpoint is durable, [`commit`](Self::commit) renames its pending files to
 ///    their final names; only then may the caller commit the bus offsets.
 ///
+/// Where closed files go is a [`Storage`]: a local directory ([`new`](Self::new)) or, with
+/// [`with_storage`](Self::with_storage), an object store (the object sink): rows, rolling,
+/// dedupe marks and the dead-letter queue are the same code.
+///
 /// Not thread-safe by design: one sink per shard set, driven by one loop.
 pub struct FileSink {
     files: Files,
+    storage: Box<dyn Storage>,
     buckets: HashMap<BucketKey, Bucket>,
     dlq: HashMap<Arc<str>, DlqFile>,
     /// Closed files not yet committed (carried into every checkpoint until committed, so a
@@ -143,6 +148,7 @@ impl std::fmt::Debug for FileSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileSink")
             .field("root", &self.files.options.root)
+            .field("storage", &self.storage.location())
             .field("open_buckets", &self.buckets.len())
             .field("pending", &self.pending.len())
             .field("stats", &self.stats)
@@ -154,6 +160,13 @@ impl std::fmt::Debug for FileSink {
 impl FileSink {
     /// A sink writing under `options.root()`. Touches no file until [`recover`](Self::recover).
     pub fn new(options: SinkOptions) -> Self {
+        let storage = LocalStorage::new(options.root.clone(), options.retry);
+        Self::with_storage(options, Box::new(storage))
+    }
+
+    /// A sink staging in-progress files under `options.root()/.inprogress/` and committing
+    /// them to `storage`. Touches nothing until [`recover`](Self::recover).
+    pub fn with_storage(options: SinkOptions, storage: Box<dyn Storage>) -> Self {
         let inprogress_dir = options.root.join(INPROGRESS_DIR);
         // Unique across restarts (the clock moves on) and across processes (the pid).
         let nanos = SystemTime::now()
@@ -167,6 +180,7 @@ impl FileSink {
                 run_id,
                 next_seq: 0,
             },
+            storage,
             buckets: HashMap::new(),
             dlq: HashMap::new(),
             pending: Vec::new(),
@@ -192,6 +206,16 @@ impl FileSink {
         self.failed.is_some()
     }
 
+    /// Where committed files go (a directory, or `s3://bucket/prefix`).
+    pub fn location(&self) -> String {
+        self.storage.location()
+    }
+
+    /// The local output directory, `None` when files are committed to an object store.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.storage.local_root()
+    }
+
     /// The state of the last [`commit`](Self::commit) (or of the recovered checkpoint).
     pub fn committed(&self) -> &SinkState {
         &self.committed
@@ -214,22 +238,21 @@ impl FileSink {
         self.seen = ReplayMarks::default();
         self.recovered = false;
         self.failed = None;
-        let policy = self.files.options.retry;
-        let root = self.files.options.root.clone();
-        create_dir_durable(&policy, &root)?;
-        create_dir_durable(&policy, &self.files.inprogress_dir)?;
+        let staging = self.files.inprogress_dir.clone();
+        self.storage.open(&staging)?;
         let state = last_checkpoint.cloned().unwrap_or_default();
         for pending in &state.pending {
-            self.count_commit(commit_file(&root, &policy, pending)?);
+            let outcome = self.storage.commit(pending)?;
+            self.count_commit(outcome);
         }
         self.seen = ReplayMarks::from_checkpoint(&state.committed_positions)?;
         for (shard, next) in state.offsets.iter() {
             self.offsets.insert(Arc::from(shard), next);
         }
-        let deleted = clear_inprogress(&policy, &self.files.inprogress_dir)?;
+        let deleted = self.storage.discard_uncommitted(&staging)?;
         self.stats.inprogress_deleted += deleted;
         tracing::info!(
-            root = %root.display(),
+            location = %self.storage.location(),
             committed = state.pending.len(),
             deleted_inprogress = deleted,
             "file sink recovered"
@@ -332,7 +355,7 @@ impl FileSink {
 
     fn count_commit(&mut self, outcome: CommitOutcome) {
         match outcome {
-            CommitOutcome::Renamed => self.stats.files_committed += 1,
+            CommitOutcome::Committed => self.stats.files_committed += 1,
             CommitOutcome::AlreadyCommitted => self.stats.files_already_committed += 1,
         }
     }
@@ -488,10 +511,18 @@ impl FileSink {
     fn roll(&mut self, key: &BucketKey) -> Result<(), SinkError> {
         if let Some(bucket) = self.buckets.remove(key) {
             if let Some(pending) = close_bucket(&mut self.files, key, bucket)? {
-                self.stats.files_closed += 1;
-                self.pending.push(pending);
+                self.seal(pending)?;
             }
         }
+        Ok(())
+    }
+
+    /// Hands a closed file to the storage and keeps it pending until committed.
+    fn seal(&mut self, mut pending: PendingFile) -> Result<(), SinkError> {
+        let staged = self.files.options.root.join(&pending.staging_key);
+        self.storage.seal(&staged, &mut pending)?;
+        self.stats.files_closed += 1;
+        self.pending.push(pending);
         Ok(())
     }
 
@@ -524,19 +555,16 @@ impl FileSink {
         let buckets: Vec<(BucketKey, Bucket)> = self.buckets.drain().collect();
         for (key, bucket) in buckets {
             if let Some(pending) = close_bucket(&mut self.files, &key, bucket)? {
-                self.stats.files_closed += 1;
-                self.pending.push(pending);
+                self.seal(pending)?;
             }
         }
         let dlq: Vec<DlqFile> = self.dlq.drain().map(|(_, file)| file).collect();
         for file in dlq {
             let pending = file.close(&self.files)?;
-            self.stats.files_closed += 1;
-            self.pending.push(pending);
+            self.seal(pending)?;
         }
-        // The staging files' directory entries must be durable before a checkpoint names them.
         if !self.pending.is_empty() {
-            sync_dir(&self.files.options.retry, &self.files.inprogress_dir)?;
+            self.storage.sync_sealed(&self.files.inprogress_dir)?;
         }
         Ok(SinkState {
             pending: self.pending.clone(),
@@ -551,13 +579,11 @@ impl FileSink {
 
     fn commit_inner(&mut self, state: &SinkState) -> Result<CommitReport, SinkError> {
         let mut report = CommitReport::default();
-        let root = self.files.options.root.clone();
-        let policy = self.files.options.retry;
         for pending in &state.pending {
-            let outcome = commit_file(&root, &policy, pending)?;
+            let outcome = self.storage.commit(pending)?;
             self.count_commit(outcome);
             match outcome {
-                CommitOutcome::Renamed => report.renamed += 1,
+                CommitOutcome::Committed => report.renamed += 1,
                 CommitOutcome::AlreadyCommitted => report.already_committed += 1,
             }
         }
@@ -572,6 +598,7 @@ impl FileSink {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CommitReport {
+    /// Files made visible now (renamed, or their multipart upload completed).
     pub renamed: usize,
     pub already_committed: usize,
 }
@@ -666,5 +693,6 @@ fn close_bucket(
         size_bytes: stats.bytes_written,
         record_count: stats.rows,
         upload_id: None,
+        parts: Vec::new(),
     }))
 }

@@ -196,6 +196,18 @@ pub struct PendingFile {
     /// S3 multipart upload to complete on commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// The uploaded parts of `upload_id`, in part-number order: what completing it needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<UploadedPart>,
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedPart {
+    /// 1-based part number.
+    pub number: i32,
+    /// The ETag the server returned for the part.
+    pub etag: String,
 }
 
 /// The state of a file or object sink.

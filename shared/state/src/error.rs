@@ -57,6 +57,13 @@ pub enum BackendError {
     },
 }
 
+fn describe_id(id: Option<CheckpointId>) -> String {
+    match id {
+        Some(id) => id.to_string(),
+        None => "none".to_owned(),
+    }
+}
+
 fn describe_version(version: Option<&Version>) -> String {
     match version {
         Some(version) => version.to_string(),
@@ -119,6 +126,15 @@ pub enum CheckpointError {
     #[error("checkpoint {id} already exists at {location}: another writer saved it first")]
     AlreadyExists { id: CheckpointId, location: String },
 
+    /// A checkpoint newer than the one this writer last saw exists: another writer is
+    /// active on the same state location. This writer must stop without committing.
+    #[error("conflict: checkpoint {found} exists at {location} but this writer expected {} to be the newest; another writer is active", describe_id(*.expected))]
+    Conflict {
+        expected: Option<CheckpointId>,
+        found: CheckpointId,
+        location: String,
+    },
+
     #[error("checkpoint {id} not found at {location}")]
     NotFound { id: CheckpointId, location: String },
 
@@ -155,12 +171,10 @@ pub enum LocationError {
     #[error("state location is empty")]
     Empty,
 
-    #[error(
-        "state location `{uri}`: not supported yet: the S3 backend lands with the object sink"
-    )]
-    S3NotSupportedYet { uri: String },
+    #[error("state location `{uri}` is not a usable S3 URI: {reason}")]
+    InvalidS3Uri { uri: String, reason: &'static str },
 
-    #[error("state location `{uri}`: unsupported scheme `{scheme}` (use file:// or a plain path)")]
+    #[error("state location `{uri}`: unsupported scheme `{scheme}` (use file://, s3:// or a plain path)")]
     UnsupportedScheme { uri: String, scheme: String },
 
     #[error("state location `{uri}` is not a usable file URI: {reason}")]

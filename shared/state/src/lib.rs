@@ -12,6 +12,8 @@
 //!   N valid checkpoints, and loading that skips corrupt files.
 //! - Savepoints ([`write_savepoint`], [`read_savepoint`]) and state
 //!   locations ([`StateLocation`], [`open_backend`]).
+//! - With the `s3` feature, [`s3::S3Backend`]: the same trait on S3 and S3-compatible stores
+//!   (`If-None-Match: *` / `If-Match` conditional writes), also passing [`conformance`].
 //!
 //! On-disk format: see [`mod@format`].
 
@@ -21,6 +23,8 @@ pub mod conformance;
 mod error;
 pub mod format;
 mod location;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod savepoint;
 mod store;
 
@@ -29,7 +33,7 @@ pub use backend::{
     PutMode, Version,
 };
 pub use checkpoint::{
-    Checkpoint, CheckpointId, CheckpointKind, PendingFile, ShardOffsets, SinkState,
+    Checkpoint, CheckpointId, CheckpointKind, PendingFile, ShardOffsets, SinkState, UploadedPart,
 };
 pub use error::{BackendError, CheckpointError, FormatError, LocationError};
 pub use format::{decode_checkpoint, encode_checkpoint};

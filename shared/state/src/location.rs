@@ -1,5 +1,5 @@
 //! State locations as written in config: `file:///opt/flink/checkpoints`,
-//! a plain path, or (later) `s3://bucket/prefix`.
+//! a plain path, or `s3://bucket/prefix` (opened with the `s3` feature).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -15,13 +15,15 @@ use crate::error::{BackendError, LocationError};
 pub enum StateLocation {
     /// A local directory.
     Local(PathBuf),
+    /// An S3 (or S3-compatible) bucket and key prefix (no leading/trailing `/`).
+    S3 { bucket: String, prefix: String },
 }
 
 impl StateLocation {
     /// Parses `file:///abs/path`, `file://localhost/abs/path`, `file:/abs/path`
     /// or a plain path (absolute or relative). `%XX` escapes in file URIs are
-    /// decoded. `s3://`, `s3a://` and `s3n://` are recognised but not
-    /// supported yet; other schemes are rejected.
+    /// decoded. `s3://bucket/prefix` (also `s3a://`, `s3n://`) names an S3 location; other
+    /// schemes are rejected.
     pub fn parse(uri: &str) -> Result<Self, LocationError> {
         if uri.is_empty() {
             return Err(LocationError::Empty);
@@ -31,9 +33,7 @@ impl StateLocation {
         };
         match scheme.to_ascii_lowercase().as_str() {
             "file" => parse_file_uri(uri, &uri[scheme.len() + 1..]).map(Self::Local),
-            "s3" | "s3a" | "s3n" => Err(LocationError::S3NotSupportedYet {
-                uri: uri.to_owned(),
-            }),
+            "s3" | "s3a" | "s3n" => parse_s3(uri),
             _ => Err(LocationError::UnsupportedScheme {
                 uri: uri.to_owned(),
                 scheme: scheme.to_owned(),
@@ -42,10 +42,33 @@ impl StateLocation {
     }
 
     /// Opens the backend for this location (creating a local directory if
-    /// missing).
+    /// missing). S3 settings come from the environment
+    /// ([`S3Options::from_env`](crate::s3::S3Options::from_env)); use
+    /// [`open_with`](Self::open_with) to pass them explicitly.
     pub fn open(&self) -> Result<Arc<dyn Backend>, BackendError> {
         match self {
             Self::Local(path) => Ok(Arc::new(LocalDirBackend::open(path)?)),
+            #[cfg(feature = "s3")]
+            Self::S3 { .. } => self.open_with(&crate::s3::S3Options::from_env()),
+            #[cfg(not(feature = "s3"))]
+            Self::S3 { bucket, prefix } => Err(BackendError::Other {
+                location: format!("s3://{bucket}/{prefix}"),
+                source: "this binary was built without S3 support (cdc-state feature `s3`)".into(),
+            }),
+        }
+    }
+
+    /// Like [`open`](Self::open), with explicit S3 settings (ignored for local directories).
+    #[cfg(feature = "s3")]
+    pub fn open_with(
+        &self,
+        options: &crate::s3::S3Options,
+    ) -> Result<Arc<dyn Backend>, BackendError> {
+        match self {
+            Self::Local(_) => self.open(),
+            Self::S3 { bucket, prefix } => Ok(Arc::new(crate::s3::S3Backend::open(
+                bucket, prefix, options,
+            )?)),
         }
     }
 }
@@ -66,6 +89,37 @@ pub fn open_backend(uri: &str) -> Result<Arc<dyn Backend>, LocationError> {
             uri: uri.to_owned(),
             source,
         })
+}
+
+fn parse_s3(uri: &str) -> Result<StateLocation, LocationError> {
+    let invalid = |reason| LocationError::InvalidS3Uri {
+        uri: uri.to_owned(),
+        reason,
+    };
+    let rest = uri.split_once("://").map_or("", |(_, rest)| rest);
+    if rest.contains(['?', '#']) {
+        return Err(invalid("query or fragment not allowed"));
+    }
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'));
+    if !valid_bucket {
+        return Err(invalid(
+            "the bucket name must be 3-63 lower-case letters, digits, `-` or `.`",
+        ));
+    }
+    let prefix = prefix.trim_matches('/');
+    if !prefix.is_empty() && crate::backend::validate_prefix(&format!("{prefix}/")).is_err() {
+        return Err(invalid(
+            "the prefix must be a relative path without empty, `.`, `..` or `.cdc-` segments",
+        ));
+    }
+    Ok(StateLocation::S3 {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+    })
 }
 
 /// The URI scheme, if `uri` has one: `<scheme>://…`, or `file:` without

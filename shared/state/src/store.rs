@@ -174,6 +174,67 @@ impl<B: Backend> CheckpointStore<B> {
         Ok(id)
     }
 
+    /// Saves `checkpoint` as the direct successor of `previous` (the newest checkpoint this
+    /// writer restored or saved; `None` before any): a compare-and-swap on the sequence of
+    /// checkpoints, so of two writers that started from the same checkpoint only the first
+    /// to save succeeds.
+    ///
+    /// Fails with [`CheckpointError::Conflict`] if a checkpoint newer than `previous` is
+    /// listed, or if another writer creates id `previous + 1` first (the conditional create
+    /// refuses it). The epoch fence of [`save`](Self::save) applies too. On `Conflict` the
+    /// caller is a zombie: it must not commit anything of this checkpoint.
+    pub fn save_next(
+        &self,
+        checkpoint: &mut Checkpoint,
+        previous: Option<CheckpointId>,
+    ) -> Result<CheckpointId, CheckpointError> {
+        let mut fence = self.fence();
+        let entries = self.list()?;
+        if let Some(newer) = entries
+            .iter()
+            .rev()
+            .find(|entry| Some(entry.id) > previous)
+        {
+            return Err(CheckpointError::Conflict {
+                expected: previous,
+                found: newer.id,
+                location: self.backend.locate(&newer.key),
+            });
+        }
+        let newest = self.newest_valid(&entries)?;
+        if let Some(newest) = &newest.checkpoint {
+            fence.min_epoch = fence.min_epoch.max(newest.epoch);
+        }
+        if checkpoint.epoch < fence.min_epoch {
+            return Err(CheckpointError::Fenced {
+                ours: checkpoint.epoch,
+                current: fence.min_epoch,
+            });
+        }
+        let id = CheckpointId(previous.map_or(0, |id| id.0).saturating_add(1));
+        checkpoint.id = id;
+        let bytes = encode_checkpoint(checkpoint)?;
+        let key = checkpoint_key(id);
+        match self.backend.put(&key, &bytes, PutMode::Create) {
+            Ok(_) => {}
+            Err(BackendError::AlreadyExists { .. }) => {
+                return Err(CheckpointError::Conflict {
+                    expected: previous,
+                    found: id,
+                    location: self.backend.locate(&key),
+                });
+            }
+            Err(error) => return Err(error.into()),
+        }
+        fence.last_id = fence.last_id.max(id.0);
+        fence.min_epoch = fence.min_epoch.max(checkpoint.epoch);
+        tracing::debug!(location = %self.backend.locate(&key), %id, epoch = checkpoint.epoch, "saved checkpoint");
+        if let Err(error) = self.apply_retention(id) {
+            tracing::warn!(error = %error_chain(&error), "checkpoint retention failed; will retry on the next save");
+        }
+        Ok(id)
+    }
+
     /// The newest valid checkpoint, skipping (with a warning) corrupt ones.
     pub fn load_latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
         self.load_latest_with_report()

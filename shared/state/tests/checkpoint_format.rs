@@ -29,6 +29,7 @@ fn sample_sink_state() -> SinkState {
                 size_bytes: 1_048_576,
                 record_count: 9_000,
                 upload_id: None,
+                parts: vec![],
             },
             PendingFile {
                 staging_key: "staging/part-1-3".into(),
@@ -36,6 +37,10 @@ fn sample_sink_state() -> SinkState {
                 size_bytes: 5,
                 record_count: 1,
                 upload_id: Some("mpu-123".into()),
+                parts: vec![cdc_state::UploadedPart {
+                    number: 1,
+                    etag: "\"5d41402abc4b2a76b9719d911017c592\"".into(),
+                }],
             },
         ],
         offsets: [("0", 100u64), ("1", 7)].into_iter().collect(),

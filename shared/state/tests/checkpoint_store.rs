@@ -460,3 +460,37 @@ fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
     let log = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
     (result, log)
 }
+
+#[test]
+fn save_next_is_a_compare_and_swap_on_the_checkpoint_sequence() {
+    let backend = std::sync::Arc::new(cdc_state::MemoryBackend::new());
+    let zombie = CheckpointStore::new(backend.clone());
+    let leader = CheckpointStore::new(backend.clone());
+    let first = leader
+        .save_next(&mut Checkpoint::new("job", 0), None)
+        .unwrap();
+    assert_eq!(first.0, 1);
+    // A writer that never saw checkpoint 1 cannot save at all.
+    assert!(matches!(
+        zombie.save_next(&mut Checkpoint::new("job", 0), None),
+        Err(cdc_state::CheckpointError::Conflict { expected: None, .. })
+    ));
+    let second = leader
+        .save_next(&mut Checkpoint::new("job", 0), Some(first))
+        .unwrap();
+    assert_eq!(second.0, 2);
+    // Both restored 1; the leader saved 2 first, so the zombie's successor of 1 is refused
+    // and nothing of it is stored.
+    let refused = zombie.save_next(&mut Checkpoint::new("job", 0), Some(first));
+    match refused {
+        Err(error @ cdc_state::CheckpointError::Conflict { .. }) => {
+            assert!(error.to_string().contains("another writer"), "{error}")
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(
+        leader.load_latest().unwrap().map(|c| c.id),
+        Some(second),
+        "the zombie wrote nothing"
+    );
+}

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use prometheus::Registry;
 use tokio::task::JoinHandle;
 
+use crate::alerting::{AlertingOptions, Alerts};
 use crate::error::{Result, TelemetryError};
 use crate::health::Health;
 use crate::metrics::{MetricsOptions, PipelineMetrics};
@@ -35,6 +36,7 @@ pub struct FunctionContext {
     health: Health,
     shutdown: Shutdown,
     metrics_enabled: bool,
+    alerts: Option<Alerts>,
 }
 
 /// Builds a [`FunctionContext`]; only the function name is required.
@@ -47,6 +49,7 @@ pub struct FunctionContextBuilder {
     shutdown: Option<Shutdown>,
     signal_handlers: bool,
     metrics_enabled: bool,
+    alerting: Option<AlertingOptions>,
 }
 
 impl FunctionContextBuilder {
@@ -88,12 +91,23 @@ impl FunctionContextBuilder {
         self
     }
 
+    /// Evaluates the guide's alerts next to the ops server (see [`Alerts`]): started by
+    /// [`FunctionContext::start_ops_server`], shown in `/health` and `/metrics`.
+    pub fn with_alerting(mut self, options: AlertingOptions) -> Self {
+        self.alerting = Some(options);
+        self
+    }
+
     pub fn build(self) -> Result<FunctionContext> {
         let registry = self.registry.unwrap_or_default();
         let metrics = Arc::new(PipelineMetrics::with_options(
             &registry,
             self.metrics_options,
         )?);
+        let alerts = self
+            .alerting
+            .map(|options| Alerts::new(&registry, options))
+            .transpose()?;
         let shutdown = self.shutdown.unwrap_or_default();
         if self.signal_handlers {
             shutdown.listen_for_signals()?;
@@ -105,6 +119,7 @@ impl FunctionContextBuilder {
             health: self.health.unwrap_or_default(),
             shutdown,
             metrics_enabled: self.metrics_enabled,
+            alerts,
         })
     }
 }
@@ -119,6 +134,7 @@ impl FunctionContext {
             shutdown: None,
             signal_handlers: false,
             metrics_enabled: true,
+            alerting: None,
         }
     }
 
@@ -144,24 +160,47 @@ impl FunctionContext {
         &self.shutdown
     }
 
+    /// The alerts, when built [`with_alerting`](FunctionContextBuilder::with_alerting).
+    pub fn alerts(&self) -> Option<&Alerts> {
+        self.alerts.as_ref()
+    }
+
     /// The state the ops endpoints serve.
     pub fn ops_state(&self) -> OpsState {
-        OpsState::new(
+        let state = OpsState::new(
             self.registry.clone(),
             self.metrics.clone(),
             self.health.clone(),
         )
-        .with_metrics_enabled(self.metrics_enabled)
+        .with_metrics_enabled(self.metrics_enabled);
+        match &self.alerts {
+            Some(alerts) => state.with_alerts(alerts.clone()),
+            None => state,
+        }
     }
 
     /// Binds the ops server on `addr` and serves it in a background task until this
-    /// context's shutdown is triggered. Binding happens before this returns, so a taken port
-    /// is reported here.
+    /// context's shutdown is triggered; with alerting, also starts the alert evaluation (its
+    /// default `instance` label needs the bound port). Binding happens before this returns,
+    /// so a taken port is reported here.
     pub async fn start_ops_server(&self, addr: SocketAddr) -> Result<RunningOpsServer> {
         let server = OpsServer::bind(addr, self.ops_state()).await?;
         let local_addr = server.local_addr();
+        let alerts = match &self.alerts {
+            Some(alerts) => Some(alerts.spawn(
+                self.metrics.clone(),
+                &self.name,
+                local_addr,
+                self.shutdown.clone(),
+            )?),
+            None => None,
+        };
         let task = tokio::spawn(server.serve(self.shutdown.wait()));
-        Ok(RunningOpsServer { local_addr, task })
+        Ok(RunningOpsServer {
+            local_addr,
+            task,
+            alerts,
+        })
     }
 }
 
@@ -170,6 +209,7 @@ impl FunctionContext {
 pub struct RunningOpsServer {
     local_addr: SocketAddr,
     task: JoinHandle<Result<()>>,
+    alerts: Option<JoinHandle<()>>,
 }
 
 impl RunningOpsServer {
@@ -179,6 +219,11 @@ impl RunningOpsServer {
 
     /// Waits for the server to stop (after the shutdown token fires) and returns its outcome.
     pub async fn stopped(self) -> Result<()> {
+        if let Some(alerts) = self.alerts {
+            // It stops on the same shutdown token; a panic in it must not hide the server's
+            // outcome, and has already been reported by the panic hook.
+            let _ = alerts.await;
+        }
         match self.task.await {
             Ok(result) => result,
             Err(join_error) => Err(TelemetryError::Serve(std::io::Error::other(join_error))),

@@ -47,6 +47,14 @@ pub enum TelemetryError {
         source: io::Error,
     },
 
+    /// An Alertmanager URL (`ALERTMANAGER_URL`) that alerts cannot be posted to.
+    #[error("invalid Alertmanager URL {url:?}: {reason}")]
+    InvalidAlertmanagerUrl { url: String, reason: String },
+
+    /// The HTTP client that posts alerts could not be built.
+    #[error("cannot build the Alertmanager HTTP client")]
+    AlertClient(#[source] reqwest::Error),
+
     /// Something that needs a tokio runtime (signal handlers) was called outside one.
     #[error("{what} must be called inside a tokio runtime")]
     NoRuntime { what: &'static str },

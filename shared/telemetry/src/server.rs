@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
+use crate::alerting::Alerts;
 use crate::error::{Result, TelemetryError};
 use crate::health::{now_rfc3339, Health, HealthReport};
 use crate::metrics::{render_text, PipelineMetrics, TEXT_CONTENT_TYPE};
@@ -26,6 +27,7 @@ pub struct OpsState {
     metrics: Arc<PipelineMetrics>,
     health: Health,
     metrics_enabled: bool,
+    alerts: Option<Alerts>,
 }
 
 impl OpsState {
@@ -35,7 +37,15 @@ impl OpsState {
             metrics,
             health,
             metrics_enabled: true,
+            alerts: None,
         }
+    }
+
+    /// Shows these alerts in `/health`: listed under `alerts`, and a firing one makes the
+    /// status `DEGRADED` (see [`Alerts`]).
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// The guide's `METRICS_ENABLED`. When false, `/metrics` answers 404 with a short message
@@ -113,8 +123,20 @@ fn status_code(up: bool) -> StatusCode {
 async fn health(State(state): State<OpsState>) -> Response {
     let report = state.health.report().await;
     let snapshot = state.metrics.snapshot();
+    let alerts = state.alerts.as_ref().map(Alerts::active);
+    let firing = alerts
+        .iter()
+        .flatten()
+        .any(|a| a.state == crate::alerts::AlertState::Firing);
+    // DEGRADED keeps HTTP 200: the function works, only worse than it should. DOWN (a failed
+    // check, or dead) wins over it.
+    let status = if report.is_up() && firing {
+        "DEGRADED"
+    } else {
+        report.status_str()
+    };
     let mut body = json!({
-        "status": report.status_str(),
+        "status": status,
         "timestamp": now_rfc3339(),
         "checks": report.checks_json(),
         "metrics": {
@@ -126,6 +148,9 @@ async fn health(State(state): State<OpsState>) -> Response {
     });
     if !report.details.is_empty() {
         body["details"] = Value::Object(report.details.clone());
+    }
+    if let Some(alerts) = alerts {
+        body["alerts"] = serde_json::to_value(alerts).unwrap_or(Value::Null);
     }
     (status_code(report.is_up()), Json(body)).into_response()
 }

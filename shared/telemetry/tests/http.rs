@@ -62,7 +62,7 @@ impl TestServer {
         Self {
             ctx,
             running,
-            client: reqwest::Client::new(),
+            client: { cdc_telemetry::install_crypto_provider(); reqwest::Client::new() },
         }
     }
 

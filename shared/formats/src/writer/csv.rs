@@ -116,6 +116,14 @@ impl<W: Write + Send> CsvWriter<W> {
         super::check_combination(OutputFormat::Csv, writer.compression)?;
         options.check()?;
         let table = table_label(&schema);
+        // Refused up front rather than at the first batch: a CSV cell has no nested form.
+        if let Some(field) = schema.fields().iter().find(|f| matches!(f.data_type(), arrow_schema::DataType::Struct(_))) {
+            return Err(FormatError::UnsupportedArrowType {
+                format: FORMAT,
+                column: field.name().clone(),
+                data_type: field.data_type().to_string(),
+            });
+        }
         let sink = TextSink::new(
             sink,
             writer.compression,

@@ -25,9 +25,9 @@ use std::io::Write;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
-use cdc_config::{Compression, OutputFormat};
+use cdc_config::{Compression, OutputFormat, OutputShape};
 
-use crate::schema::{SOURCE_POS_COLUMN, TABLE_KEY};
+use crate::schema::{SOURCE_COLUMN, SOURCE_POSITION_FIELD, SOURCE_POS_COLUMN, TABLE_KEY};
 use crate::FormatError;
 
 pub use self::csv::{CsvOptions, CsvWriter};
@@ -81,6 +81,8 @@ pub struct WriterOptions {
     pub gzip_level: u32,
     /// zstd level 1..=22 for CSV / JSON streams.
     pub zstd_level: i32,
+    /// Row shape (`output.shape`): which batches [`RecordBatchBuilder::for_writer`](crate::RecordBatchBuilder::for_writer) builds.
+    pub shape: OutputShape,
 }
 
 impl WriterOptions {
@@ -92,7 +94,14 @@ impl WriterOptions {
             csv: CsvOptions::default(),
             gzip_level: 6,
             zstd_level: 3,
+            shape: OutputShape::Flat,
         }
+    }
+
+    /// The row shape; `envelope` cannot be written as CSV (see [`check_shape`]).
+    pub fn with_shape(mut self, shape: OutputShape) -> Self {
+        self.shape = shape;
+        self
     }
 
     pub fn with_parquet(mut self, parquet: ParquetOptions) -> Self {
@@ -131,6 +140,19 @@ pub fn check_combination(
                          codec vs. snappy framing); use gzip or zstd, or parquet with snappy",
             })
         }
+        _ => Ok(()),
+    }
+}
+
+/// Fails for a format / shape pair this crate cannot write: the envelope's nested columns
+/// have no CSV form. Pure; call it when validating configuration.
+pub fn check_shape(format: OutputFormat, shape: OutputShape) -> Result<(), FormatError> {
+    match (format, shape) {
+        (OutputFormat::Csv, OutputShape::Envelope) => Err(FormatError::InvalidOption {
+            format: "csv",
+            option: "shape",
+            reason: "the envelope shape has nested before/after/source columns, which CSV cannot hold; use parquet or json".into(),
+        }),
         _ => Ok(()),
     }
 }
@@ -235,7 +257,12 @@ impl Tracker {
         if batch.num_rows() == 0 {
             return;
         }
-        let Some(column) = batch.column_by_name(SOURCE_POS_COLUMN) else {
+        // Flat: `_source_pos`; envelope: `source.position`.
+        let nested = batch
+            .column_by_name(SOURCE_COLUMN)
+            .and_then(|c| c.as_struct_opt())
+            .and_then(|s| s.column_by_name(SOURCE_POSITION_FIELD));
+        let Some(column) = batch.column_by_name(SOURCE_POS_COLUMN).or(nested) else {
             return;
         };
         let Some(positions) = column.as_string_opt::<i32>() else {

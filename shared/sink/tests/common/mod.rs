@@ -1,6 +1,9 @@
 //! Shared by the integration tests: a small table, events, and the pyarrow reader.
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[cfg(feature = "s3")]
+pub mod objects;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
