@@ -175,12 +175,6 @@ fn check_transform_letters(options: &SinkOptions, mut transformer: Option<&mut c
 
 /// The sink's options from `output.*`.
 fn sink_options(config: &cdc_config::Config) -> anyhow::Result<SinkOptions> {
-    // cdc-sink creates its batch builders with the flat shape; writing the envelope needs it
-    // to build them with `RecordBatchBuilder::for_writer`. Refuse rather than write flat
-    // files the operator did not ask for.
-    if config.output.shape == cdc_config::OutputShape::Envelope {
-        bail!("OUTPUT_SHAPE=envelope is not supported by file-sink yet (cdc-sink builds flat batches); use flat");
-    }
     SinkOptions::from_output(&config.output).context("output settings")
 }
 

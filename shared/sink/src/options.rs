@@ -75,7 +75,7 @@ impl SinkOptions {
             option: "path",
             reason: format!("{:?} is not a local directory", output.path),
         })?;
-        Self::new(root, output.format, output.compression)?
+        Self::with_writer_options(root, WriterOptions::new(output.format, output.compression).with_shape(output.shape))?
             .with_rolling_size(output.rolling_size_bytes)?
             .with_rolling_interval(output.rolling_interval())?
             .with_max_retries(output.max_retries)
@@ -89,7 +89,7 @@ impl SinkOptions {
         output: &OutputConfig,
         staging_root: impl Into<PathBuf>,
     ) -> Result<Self, SinkError> {
-        Self::new(staging_root, output.format, output.compression)?
+        Self::with_writer_options(staging_root, WriterOptions::new(output.format, output.compression).with_shape(output.shape))?
             .with_rolling_size(output.rolling_size_bytes)?
             .with_rolling_interval(output.rolling_interval())?
             .with_max_retries(output.max_retries)

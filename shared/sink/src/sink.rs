@@ -434,7 +434,7 @@ impl FileSink {
             hour: time.hour(),
         };
         if !self.buckets.contains_key(&key) {
-            let builder = match RecordBatchBuilder::new(event.schema.clone()) {
+            let builder = match RecordBatchBuilder::for_writer(event.schema.clone(), &self.files.options.writer) {
                 Ok(builder) => builder,
                 Err(error) => {
                     return Ok(Err(Rejection {
