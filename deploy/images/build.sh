@@ -82,10 +82,13 @@ for f in "${FUNCTIONS[@]}"; do
   strip "$root/bin/$f" 2>/dev/null || true
   linkage=static
   # glibc's ldd exits 0 on a static-pie binary too; it then prints "statically linked".
-  if ldd "$bin" 2>/dev/null | grep -q '=>\|ld-linux'; then
+  # (Captured first: `ldd | grep -q` under pipefail fails when grep exits early and ldd gets
+  # SIGPIPE, which made dynamic binaries look static.)
+  libs=$(ldd "$bin" 2>/dev/null || true)
+  if grep -q '=>\|ld-linux' <<<"$libs"; then
     linkage=dynamic
     # The exact closure ldd resolves, loader included, at the same paths.
-    for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+    for lib in $(grep -o '/[^ ]*' <<<"$libs"); do
       mkdir -p "$root$(dirname "$lib")"
       cp -L "$lib" "$root$lib"
     done
