@@ -26,9 +26,6 @@ struct Cli {
     common: FunctionArgs,
 }
 
-/// Backoff between attempts to open the topic at start-up.
-const OPEN_RETRY_MIN: Duration = Duration::from_millis(500);
-const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Wait after a poll that found every held shard caught up.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 const HEALTH_CHECK: &str = "consumerGroup";
@@ -84,22 +81,14 @@ async fn run(function: Function) -> anyhow::Result<()> {
     let base = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group).with_topic_policy(TopicPolicy::MustExist);
     let options = GroupConsumerOptions::new(base).with_session_timeout(config.relay.session_timeout());
     // DataHub may come up after the relay (compose, Kubernetes): retry rather than crash-loop.
-    let mut attempt = 0u32;
-    let mut consumer = loop {
-        match GroupConsumer::open(client.clone(), options.clone()).await {
-            Ok(consumer) => break consumer,
-            Err(e) => {
-                let wait = OPEN_RETRY_MIN.saturating_mul(1 << attempt.min(8)).min(OPEN_RETRY_MAX);
-                attempt += 1;
-                tracing::error!(error = format!("{e:#}"), attempt, retry_in_ms = wait.as_millis() as u64, "cannot open the DataHub topic; retrying");
-                function.health().set_down(HEALTH_CHECK, format!("{e:#}"));
-                tokio::select! {
-                    _ = function.shutdown().wait() => return Ok(()),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    };
+    let opened = function
+        .open_retrying(
+            "the DataHub topic",
+            |error| function.health().set_down(HEALTH_CHECK, error),
+            || GroupConsumer::open(client.clone(), options.clone()),
+        )
+        .await;
+    let Some(mut consumer) = opened else { return Ok(()) };
     function.health().set_detail("subscription", consumer.subscription_id().into());
     let health_task = tokio::spawn(report_membership(consumer.watch_membership(), function.health().clone()));
     tracing::info!(project = %datahub.project, topic = %datahub.topic, subscription = consumer.subscription_id(), target = %target.describe(), "datahub relay running");

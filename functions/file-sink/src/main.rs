@@ -70,9 +70,6 @@ const STATE_NAME: &str = "sink";
 const STAGE: &str = "file-sink";
 /// Wait after a poll that found every shard caught up.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
-/// Backoff between attempts to open the topic at start-up.
-const OPEN_RETRY_MIN: Duration = Duration::from_millis(500);
-const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -229,23 +226,14 @@ async fn run(function: Function) -> anyhow::Result<()> {
     // DataHub may come up after the sink (compose, Kubernetes), so opening is retried rather
     // than crash-looping: the process stays live, `/health/ready` reports the `datahub` probe
     // down, and the reason is logged and shown under `datahubError`.
-    let mut attempt = 0u32;
-    let consumer = loop {
-        match ShardConsumer::open(client.clone(), consumer_options.clone(), resume.iter()).await {
-            Ok(consumer) => break consumer,
-            Err(e) => {
-                let wait = OPEN_RETRY_MIN.saturating_mul(1 << attempt.min(8)).min(OPEN_RETRY_MAX);
-                attempt += 1;
-                tracing::error!(error = format!("{e:#}"), attempt, retry_in_ms = wait.as_millis() as u64, "cannot open the DataHub topic; retrying");
-                function.health().set_detail("datahubError", format!("{e:#}").into());
-                tokio::select! {
-                    // Nothing was read, so there is nothing to checkpoint.
-                    _ = function.shutdown().wait() => return Ok(()),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    };
+    let opened = function
+        .open_retrying(
+            "the DataHub topic",
+            |error| function.health().set_detail("datahubError", error.into()),
+            || ShardConsumer::open(client.clone(), consumer_options.clone(), resume.iter()),
+        )
+        .await;
+    let Some(consumer) = opened else { return Ok(()) };
     function.health().remove_detail("datahubError");
     function.health().set_detail("subscription", consumer.subscription_id().into());
     tracing::info!(project = %datahub.project, topic = %datahub.topic, subscription = consumer.subscription_id(), "file sink running");

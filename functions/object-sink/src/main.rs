@@ -67,9 +67,6 @@ const STATE_NAME: &str = "sink";
 const STAGE: &str = "object-sink";
 /// Wait after a poll that found every shard caught up.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
-/// Backoff between attempts to open the topic at start-up.
-const OPEN_RETRY_MIN: Duration = Duration::from_millis(500);
-const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
 /// The test-only crash switch (see the crate docs).
 const FAILPOINT_ENV: &str = "OBJECT_SINK_FAILPOINT";
 
@@ -186,23 +183,14 @@ async fn run(function: Function) -> anyhow::Result<()> {
 
     let consumer_options = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group);
     // DataHub may come up after the sink, so opening is retried rather than crash-looping.
-    let mut attempt = 0u32;
-    let consumer = loop {
-        match ShardConsumer::open(client.clone(), consumer_options.clone(), resume.iter()).await {
-            Ok(consumer) => break consumer,
-            Err(e) => {
-                let wait = OPEN_RETRY_MIN.saturating_mul(1 << attempt.min(8)).min(OPEN_RETRY_MAX);
-                attempt += 1;
-                tracing::error!(error = format!("{e:#}"), attempt, retry_in_ms = wait.as_millis() as u64, "cannot open the DataHub topic; retrying");
-                function.health().set_detail("datahubError", format!("{e:#}").into());
-                tokio::select! {
-                    // Nothing was read, so there is nothing to checkpoint.
-                    _ = function.shutdown().wait() => return Ok(()),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    };
+    let opened = function
+        .open_retrying(
+            "the DataHub topic",
+            |error| function.health().set_detail("datahubError", error.into()),
+            || ShardConsumer::open(client.clone(), consumer_options.clone(), resume.iter()),
+        )
+        .await;
+    let Some(consumer) = opened else { return Ok(()) };
     function.health().remove_detail("datahubError");
     function.health().set_detail("subscription", consumer.subscription_id().into());
     tracing::info!(project = %datahub.project, topic = %datahub.topic, output = %sink.location(), subscription = consumer.subscription_id(), "object sink running");

@@ -53,9 +53,6 @@ struct Cli {
 const STAGE: &str = "transform";
 /// Wait after a poll that found every shard caught up.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
-/// Backoff between attempts to open the topics at start-up.
-const OPEN_RETRY_MIN: Duration = Duration::from_millis(500);
-const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Attributes of a dead-letter record.
 const DLQ_STAGE_ATTRIBUTE: &str = "cdc.dlq.stage";
 const DLQ_ERROR_ATTRIBUTE: &str = "cdc.dlq.error";
@@ -181,37 +178,25 @@ async fn run(function: Function) -> anyhow::Result<()> {
     // DataHub may come up after this function: retry opening rather than crash-loop.
     let consumer_options = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group);
     let publisher_options = PublisherOptions::new(&output_project, &output_topic).with_max_retries(datahub.max_retries);
-    let mut attempt = 0u32;
-    let (mut consumer, mut publisher, dead_letters) = loop {
-        let opened = async {
-            let consumer = ShardConsumer::open(client.clone(), consumer_options.clone(), std::iter::empty()).await?;
-            let publisher = DatahubPublisher::connect(client.clone(), publisher_options.clone()).await?;
-            let shards = ensure_topic(&client, &output_project, &dlq_topic, TopicPolicy::default()).await?;
-            anyhow::Ok((consumer, publisher, shards))
-        }
+    let opened = function
+        .open_retrying(
+            "the DataHub topics",
+            |error| function.health().set_detail("datahubError", error.into()),
+            || async {
+                let consumer = ShardConsumer::open(client.clone(), consumer_options.clone(), std::iter::empty()).await?;
+                let publisher = DatahubPublisher::connect(client.clone(), publisher_options.clone()).await?;
+                let shards = ensure_topic(&client, &output_project, &dlq_topic, TopicPolicy::default()).await?;
+                anyhow::Ok((consumer, publisher, shards))
+            },
+        )
         .await;
-        match opened {
-            Ok((consumer, publisher, shards)) => {
-                let dead_letters = DeadLetters {
-                    client: client.clone(),
-                    project: output_project.clone(),
-                    topic: dlq_topic.clone(),
-                    shards,
-                    max_retries: datahub.max_retries,
-                };
-                break (consumer, publisher, dead_letters);
-            }
-            Err(e) => {
-                let wait = OPEN_RETRY_MIN.saturating_mul(1 << attempt.min(8)).min(OPEN_RETRY_MAX);
-                attempt += 1;
-                tracing::error!(error = format!("{e:#}"), attempt, retry_in_ms = wait.as_millis() as u64, "cannot open the DataHub topics; retrying");
-                function.health().set_detail("datahubError", format!("{e:#}").into());
-                tokio::select! {
-                    _ = function.shutdown().wait() => return Ok(()),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
+    let Some((mut consumer, mut publisher, shards)) = opened else { return Ok(()) };
+    let dead_letters = DeadLetters {
+        client: client.clone(),
+        project: output_project.clone(),
+        topic: dlq_topic.clone(),
+        shards,
+        max_retries: datahub.max_retries,
     };
     function.health().remove_detail("datahubError");
     function.health().set_detail("subscription", consumer.subscription_id().into());

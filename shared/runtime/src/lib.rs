@@ -106,6 +106,38 @@ pub struct Function {
 }
 
 impl Function {
+    /// Runs `open` until it succeeds, waiting 0.5 s, 1 s, 2 s … (at most 30 s) between attempts:
+    /// a dependency such as DataHub may come up after the function (compose, Kubernetes), and
+    /// retrying keeps the process live where exiting would crash-loop it. Each failure is logged
+    /// with `what` and handed to `on_error` (to show it in health). `None` when the function is
+    /// asked to stop first; nothing was opened then, so there is nothing to checkpoint.
+    pub async fn open_retrying<T, E, F, Fut>(&self, what: &str, mut on_error: impl FnMut(String), mut open: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        const FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+        const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+        let mut attempt = 0u32;
+        loop {
+            match open().await {
+                Ok(opened) => return Some(opened),
+                Err(e) => {
+                    let wait = FIRST_WAIT.saturating_mul(1 << attempt.min(8)).min(LONGEST_WAIT);
+                    attempt += 1;
+                    let error = format!("{e:#}");
+                    tracing::error!(%error, attempt, retry_in_ms = wait.as_millis() as u64, "cannot open {what}; retrying");
+                    on_error(error);
+                    tokio::select! {
+                        _ = self.shutdown().wait() => return None,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
