@@ -39,7 +39,7 @@ struct RemoteBus {
 impl RemoteBus {
     fn new(url: &str, config: &Config) -> anyhow::Result<Self> {
         let datahub = &config.datahub;
-        let mut client = cdc_datahub::DatahubClient::builder(url).with_max_retries(datahub.max_retries);
+        let mut client = cdc_datahub::DatahubClient::builder(url).with_max_retries(datahub.max_retries).with_ssl_verify(datahub.ssl_verify);
         if let (Some(id), Some(key)) = (&datahub.access_id, &datahub.access_key) {
             client = client.with_credentials(id.expose(), key.expose());
         }

@@ -68,7 +68,7 @@ async fn main() -> ExitCode {
 }
 
 fn build_client(url: &str, config: &cdc_config::DatahubConfig, max_retries: u32, timeout: Duration) -> anyhow::Result<DatahubClient> {
-    let mut builder = DatahubClient::builder(url).with_max_retries(max_retries).with_timeout(timeout);
+    let mut builder = DatahubClient::builder(url).with_max_retries(max_retries).with_timeout(timeout).with_ssl_verify(config.ssl_verify);
     if let (Some(id), Some(key)) = (&config.access_id, &config.access_key) {
         builder = builder.with_credentials(id.expose(), key.expose());
     }
