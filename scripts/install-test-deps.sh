@@ -48,3 +48,17 @@ import boto3, moto  # noqa: F401,E401
 version = tuple(int(part) for part in moto.__version__.split(".")[:3])
 sys.exit(0 if version >= (5, 2, 5) and shutil.which("moto_server") else 1)
 PY
+
+# Image builds without a registry (deploy/images/): busybox-static is the MariaDB image's
+# entrypoint shell; s3s-fs (crates.io, the version test-infra.md checked) is the S3-compatible
+# server of the container suite's object-sink test.
+if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+  echo "installing Debian package: busybox-static"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
+fi
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+  echo "installing s3s-fs 0.14.1"
+  cargo install --locked s3s-fs --version 0.14.1 --features binary
+fi
