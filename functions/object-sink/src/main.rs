@@ -42,13 +42,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use cdc_config::{Config, DatahubEndpoint};
-use cdc_datahub::{ConsumedRecord, ConsumerOptions, DatahubClient, ShardConsumer, EVENT_KIND_ATTRIBUTE};
+use cdc_datahub::{ConsumedRecord, ConsumerOptions, ShardConsumer, EVENT_KIND_ATTRIBUTE};
 use cdc_runtime::{Function, FunctionArgs};
 use cdc_sink::object::ObjectStorage;
 use cdc_sink::{FileSink, Record, SinkOptions, WriteOutcome};
 use cdc_state::s3::S3Options;
 use cdc_state::{SinkState, StateLocation};
-use cdc_telemetry::Status;
 use checkpoints::{error_chain, Checkpoints, SaveError};
 use clap::Parser;
 
@@ -116,14 +115,6 @@ fn build_sink(config: &Config, s3: &S3Options) -> anyhow::Result<FileSink> {
     Ok(FileSink::with_storage(options, Box::new(storage)))
 }
 
-fn build_client(url: &str, config: &cdc_config::DatahubConfig, max_retries: u32, timeout: Duration) -> anyhow::Result<DatahubClient> {
-    let mut builder = DatahubClient::builder(url).with_max_retries(max_retries).with_timeout(timeout).with_ssl_verify(config.ssl_verify);
-    if let (Some(id), Some(key)) = (&config.access_id, &config.access_key) {
-        builder = builder.with_credentials(id.expose(), key.expose());
-    }
-    builder.build().with_context(|| format!("DATAHUB_ENDPOINT={url}"))
-}
-
 /// `OBJECT_SINK_FAILPOINT` parsed: the point and the checkpoint number of this run.
 fn failpoint() -> anyhow::Result<Option<(String, u64)>> {
     let Ok(text) = std::env::var(FAILPOINT_ENV) else { return Ok(None) };
@@ -143,20 +134,10 @@ async fn run(function: Function) -> anyhow::Result<()> {
         other => bail!("object-sink reads a DataHub topic: DATAHUB_ENDPOINT must be a DataHub or datahub-local URL, got {other:?}"),
     };
     let failpoint = failpoint()?;
-    let client = Arc::new(build_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
+    let client = Arc::new(cdc_runtime::datahub_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
 
-    // `datahub`: the topic answers (no retries, short timeout: a health request must not hang).
-    let probe = Arc::new(build_client(&url, datahub, 0, Duration::from_secs(3))?);
-    let (project, topic) = (datahub.project.clone(), datahub.topic.clone());
-    function.health().add_probe("datahub", move || {
-        let (probe, project, topic) = (probe.clone(), project.clone(), topic.clone());
-        async move {
-            match probe.get_topic(&project, &topic).await {
-                Ok(_) => Status::Up,
-                Err(e) => Status::down(e.to_string()),
-            }
-        }
-    });
+    // `datahub`: the topic answers.
+    function.add_datahub_probe(&url, &datahub.project, &datahub.topic)?;
     // `storage`: the object store and the sink; down until recovered, and after a failure.
     function.health().declare("storage");
 

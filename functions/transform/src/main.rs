@@ -36,7 +36,6 @@ use cdc_datahub::{
 };
 use cdc_event::Event;
 use cdc_runtime::{Function, FunctionArgs};
-use cdc_telemetry::Status;
 use cdc_transform::{TransformOptions, Transformer};
 use clap::Parser;
 
@@ -65,14 +64,6 @@ const MAX_REASON_CHARS: usize = 2000;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     cdc_runtime::run(cdc_config::Role::Transform, &cli.common, run).await
-}
-
-fn build_client(url: &str, config: &cdc_config::DatahubConfig, max_retries: u32, timeout: Duration) -> anyhow::Result<DatahubClient> {
-    let mut builder = DatahubClient::builder(url).with_max_retries(max_retries).with_timeout(timeout).with_ssl_verify(config.ssl_verify);
-    if let (Some(id), Some(key)) = (&config.access_id, &config.access_key) {
-        builder = builder.with_credentials(id.expose(), key.expose());
-    }
-    builder.build().with_context(|| format!("DATAHUB_ENDPOINT={url}"))
 }
 
 fn load_rules(config: &cdc_config::Config) -> anyhow::Result<Transformer> {
@@ -161,19 +152,10 @@ async fn run(function: Function) -> anyhow::Result<()> {
     let output_project = config.transform.output_project.clone();
     let dlq_topic = config.transform.dlq_topic.clone().unwrap_or_else(|| format!("{output_topic}-dlq"));
     let mut transformer = load_rules(&config)?;
-    let client = Arc::new(build_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
+    let client = Arc::new(cdc_runtime::datahub_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
 
-    let probe = Arc::new(build_client(&url, datahub, 0, Duration::from_secs(3))?);
-    let (project, topic) = (datahub.project.clone(), datahub.topic.clone());
-    function.health().add_probe("datahub", move || {
-        let (probe, project, topic) = (probe.clone(), project.clone(), topic.clone());
-        async move {
-            match probe.get_topic(&project, &topic).await {
-                Ok(_) => Status::Up,
-                Err(e) => Status::down(e.to_string()),
-            }
-        }
-    });
+    // `datahub`: the topic answers.
+    function.add_datahub_probe(&url, &datahub.project, &datahub.topic)?;
 
     // DataHub may come up after this function: retry opening rather than crash-loop.
     let consumer_options = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group);

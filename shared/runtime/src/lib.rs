@@ -32,6 +32,7 @@
 //! ```
 
 pub mod checkpoint;
+mod datahub;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ use cdc_config::{Config, Role};
 use cdc_telemetry::{AlertRules, AlertingOptions, FunctionContext, Health, PipelineMetrics, Shutdown};
 
 pub use checkpoint::Checkpointer;
+pub use datahub::datahub_client;
 
 /// Exit code when the configuration is invalid (as `sysexits` EX_USAGE-like tools do: the
 /// operator must change something before a restart can help).
@@ -136,6 +138,24 @@ impl Function {
                 }
             }
         }
+    }
+
+    /// Adds the `datahub` readiness probe: the topic answers GetTopic, asked through its own
+    /// client without retries and with a short timeout (a health request must not hang).
+    pub fn add_datahub_probe(&self, url: &str, project: &str, topic: &str) -> anyhow::Result<()> {
+        let settings = &self.config.datahub;
+        let probe = std::sync::Arc::new(datahub_client(url, settings, 0, std::time::Duration::from_secs(3))?);
+        let (project, topic) = (project.to_owned(), topic.to_owned());
+        self.health().add_probe("datahub", move || {
+            let (probe, project, topic) = (probe.clone(), project.clone(), topic.clone());
+            async move {
+                match probe.get_topic(&project, &topic).await {
+                    Ok(_) => cdc_telemetry::Status::Up,
+                    Err(e) => cdc_telemetry::Status::down(e.to_string()),
+                }
+            }
+        });
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {
