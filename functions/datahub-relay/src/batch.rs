@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use cdc_datahub::ConsumedRecord;
-use serde::Serialize;
-use serde_json::value::RawValue;
 
 /// When a shard's batch is cut.
 #[derive(Debug, Clone, Copy)]
@@ -45,56 +42,10 @@ impl Batch {
         self.records.is_empty()
     }
 
-    /// The body targets receive:
-    /// `{"project", "topic", "shard", "firstSequence", "lastSequence", "count", "records": [...]}`,
-    /// each record `{"sequence", "systemTime", "attributes", "data"}` where `data` is the
-    /// payload itself when it is JSON (a Debezium envelope), else `dataBase64`.
+    /// The document targets receive ([`cdc_datahub::delivery`]).
     pub fn to_json(&self, project: &str, topic: &str) -> Result<Vec<u8>, serde_json::Error> {
-        let records: Vec<BodyRecord<'_>> = self
-            .records
-            .iter()
-            .map(|r| {
-                // Parsing only validates (no tree is built); non-JSON payloads travel as base64.
-                let data = std::str::from_utf8(&r.payload).ok().and_then(|s| serde_json::from_str::<&RawValue>(s).ok());
-                let data_base64 = data.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(&r.payload));
-                BodyRecord { sequence: r.sequence, system_time: r.system_time, attributes: &r.attributes, data, data_base64 }
-            })
-            .collect();
-        serde_json::to_vec(&Body {
-            project,
-            topic,
-            shard: &self.shard,
-            first_sequence: self.first_sequence(),
-            last_sequence: self.last_sequence(),
-            count: self.records.len(),
-            records,
-        })
+        cdc_datahub::delivery::encode(project, topic, &self.shard, &self.records)
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Body<'a> {
-    project: &'a str,
-    topic: &'a str,
-    shard: &'a str,
-    first_sequence: u64,
-    last_sequence: u64,
-    count: usize,
-    records: Vec<BodyRecord<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BodyRecord<'a> {
-    sequence: u64,
-    system_time: i64,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    attributes: &'a BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data_base64: Option<String>,
 }
 
 #[derive(Debug)]
@@ -181,18 +132,5 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].ack_position(), Some((5, 1005)));
         assert!(b.is_empty());
-    }
-
-    #[test]
-    fn body_embeds_json_and_base64_encodes_the_rest() {
-        let batch = Batch { shard: Arc::from("3"), records: vec![rec("3", 7, br#"{"op":"c","after":{"id":1}}"#), rec("3", 8, b"\xff\x00")] };
-        let body: serde_json::Value = serde_json::from_slice(&batch.to_json("p", "t").unwrap()).unwrap();
-        assert_eq!(body["shard"], "3");
-        assert_eq!(body["firstSequence"], 7);
-        assert_eq!(body["lastSequence"], 8);
-        assert_eq!(body["count"], 2);
-        assert_eq!(body["records"][0]["data"]["after"]["id"], 1);
-        assert_eq!(body["records"][1]["dataBase64"], "/wA=");
-        assert!(body["records"][1].get("data").is_none());
     }
 }

@@ -44,9 +44,14 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Opens the store; sends no request for a local directory, builds the client for S3.
+    /// Opens the store at `CHECKPOINT_DIR`; sends no request for a local directory, builds the
+    /// client for S3.
     pub fn open(config: &Config, job: &str, s3: &S3Options, metrics: Arc<PipelineMetrics>) -> anyhow::Result<Self> {
-        let dir = &config.state_backend.checkpoint_dir;
+        Self::open_at(config, &config.state_backend.checkpoint_dir, job, s3, metrics)
+    }
+
+    /// [`Self::open`] at `dir` (a location below `CHECKPOINT_DIR`) instead.
+    pub fn open_at(config: &Config, dir: &str, job: &str, s3: &S3Options, metrics: Arc<PipelineMetrics>) -> anyhow::Result<Self> {
         let backend = StateLocation::parse(dir)
             .with_context(|| format!("CHECKPOINT_DIR={dir}"))?
             .open_with(s3)

@@ -34,8 +34,9 @@
 //! not committed to DataHub), as a crash there would.
 
 mod checkpoints;
+mod lambda;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +47,9 @@ use cdc_datahub::{ConsumedRecord, ConsumerOptions, ShardConsumer, EVENT_KIND_ATT
 use cdc_runtime::{Function, FunctionArgs};
 use cdc_sink::object::ObjectStorage;
 use cdc_sink::{FileSink, Record, SinkOptions, WriteOutcome};
-use cdc_state::s3::S3Options;
+use cdc_state::s3::{S3Connection, S3Options};
 use cdc_state::{SinkState, StateLocation};
+use cdc_telemetry::PipelineMetrics;
 use checkpoints::{error_chain, Checkpoints, SaveError};
 use clap::Parser;
 
@@ -100,40 +102,75 @@ fn build_sink(config: &Config, s3: &S3Options) -> anyhow::Result<FileSink> {
         let options = SinkOptions::from_output(output).context("output settings")?;
         return Ok(FileSink::new(options));
     }
-    let (bucket, prefix) = match StateLocation::parse(&output.path) {
-        Ok(StateLocation::S3 { bucket, prefix }) => (bucket, prefix),
-        Ok(_) => bail!("OUTPUT_PATH={} is neither a local directory nor an s3:// URL", output.path),
-        Err(e) => return Err(e).with_context(|| format!("OUTPUT_PATH={}", output.path)),
-    };
+    let (bucket, prefix) = s3_output(config)?;
     let staging: PathBuf = match &config.s3.staging_dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join("cdc-object-sink").join(&bucket).join(if prefix.is_empty() { "_root" } else { &prefix }),
     };
-    let options = SinkOptions::from_output_staged(output, &staging).context("output settings")?;
     let connection = s3.connect().context("building the S3 client")?;
-    let storage = ObjectStorage::new(connection, &bucket, &prefix, options.retry_policy());
+    object_sink(config, connection, &bucket, &prefix, &staging, false)
+}
+
+/// `OUTPUT_PATH` as (bucket, prefix); an error unless it is an `s3://` URL.
+fn s3_output(config: &Config) -> anyhow::Result<(String, String)> {
+    let path = &config.output.path;
+    match StateLocation::parse(path) {
+        Ok(StateLocation::S3 { bucket, prefix }) => Ok((bucket, prefix)),
+        Ok(_) => bail!("OUTPUT_PATH={path} is neither a local directory nor an s3:// URL"),
+        Err(e) => Err(e).with_context(|| format!("OUTPUT_PATH={path}")),
+    }
+}
+
+/// A sink committing to `s3://bucket/prefix`, staging under `staging`; `shared_prefix` for
+/// concurrent writers (see [`ObjectStorage::shared_prefix`]).
+fn object_sink(config: &Config, connection: S3Connection, bucket: &str, prefix: &str, staging: &Path, shared_prefix: bool) -> anyhow::Result<FileSink> {
+    let options = SinkOptions::from_output_staged(&config.output, staging).context("output settings")?;
+    let mut storage = ObjectStorage::new(connection, bucket, prefix, options.retry_policy());
+    if shared_prefix {
+        storage = storage.shared_prefix();
+    }
     Ok(FileSink::with_storage(options, Box::new(storage)))
 }
 
-/// `OBJECT_SINK_FAILPOINT` parsed: the point and the checkpoint number of this run.
-fn failpoint() -> anyhow::Result<Option<(String, u64)>> {
-    let Ok(text) = std::env::var(FAILPOINT_ENV) else { return Ok(None) };
-    let (point, n) = text.split_once(':').with_context(|| format!("{FAILPOINT_ENV}={text:?}: expected <point>:<n>"))?;
-    if !matches!(point, "after-prepare" | "after-save" | "after-commit") {
-        bail!("{FAILPOINT_ENV}={text:?}: the point must be after-prepare, after-save or after-commit");
+/// `OBJECT_SINK_FAILPOINT=<point>:<n>` (tests only): abort at `point` of the n-th checkpoint
+/// of this run (in Lambda mode, of the n-th invocation that writes).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failpoint(Option<(String, u64)>);
+
+impl Failpoint {
+    fn from_env() -> anyhow::Result<Self> {
+        let Ok(text) = std::env::var(FAILPOINT_ENV) else { return Ok(Self(None)) };
+        let (point, n) = text.split_once(':').with_context(|| format!("{FAILPOINT_ENV}={text:?}: expected <point>:<n>"))?;
+        if !matches!(point, "after-prepare" | "after-save" | "after-commit") {
+            bail!("{FAILPOINT_ENV}={text:?}: the point must be after-prepare, after-save or after-commit");
+        }
+        let n = n.parse().with_context(|| format!("{FAILPOINT_ENV}={text:?}: <n> must be a number"))?;
+        Ok(Self(Some((point.to_owned(), n))))
     }
-    let n = n.parse().with_context(|| format!("{FAILPOINT_ENV}={text:?}: <n> must be a number"))?;
-    Ok(Some((point.to_owned(), n)))
+
+    /// Aborts the process if this is the failpoint's place and checkpoint.
+    pub(crate) fn check(&self, point: &str, checkpoint: u64) {
+        if let Some((at, n)) = &self.0 {
+            if at == point && *n == checkpoint {
+                // An abort, not an exit: no destructor, no flush, as a crash or SIGKILL.
+                eprintln!("{FAILPOINT_ENV}: aborting at {point} of checkpoint {n}");
+                std::process::abort();
+            }
+        }
+    }
 }
 
 async fn run(function: Function) -> anyhow::Result<()> {
+    if let Some(env) = cdc_lambda::LambdaEnv::detect()? {
+        return lambda::run(function, env).await;
+    }
     let config = function.config().clone();
     let datahub = &config.datahub;
     let url = match &datahub.endpoint {
         Some(DatahubEndpoint::Remote(url)) => url.clone(),
         other => bail!("object-sink reads a DataHub topic: DATAHUB_ENDPOINT must be a DataHub or datahub-local URL, got {other:?}"),
     };
-    let failpoint = failpoint()?;
+    let failpoint = Failpoint::from_env()?;
     let client = Arc::new(cdc_runtime::datahub_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
 
     // `datahub`: the topic answers.
@@ -220,12 +257,65 @@ async fn run(function: Function) -> anyhow::Result<()> {
     }
 }
 
+/// What [`write_records`] did with a batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub appended: u64,
+    /// Already written before (a redelivery after a restart or a retried invocation).
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+    /// Not row changes (schema changes), or not Debezium change events.
+    pub skipped: u64,
+}
+
+/// Decodes each record's Debezium JSON and writes it (blocking I/O: call under
+/// `block_in_place`). A record that is not a change event is skipped and counted as failed; a
+/// write error stops the batch.
+pub(crate) fn write_records(sink: &mut FileSink, metrics: &PipelineMetrics, records: Vec<ConsumedRecord>) -> anyhow::Result<Written> {
+    let mut written = Written::default();
+    metrics.add_in(records.len() as u64);
+    metrics.add_collected(STAGE, records.len() as u64);
+    for record in records {
+        if record.attributes.contains_key(EVENT_KIND_ATTRIBUTE) {
+            tracing::debug!(shard = %record.shard, sequence = record.sequence, "skipping a record that is not a row change");
+            written.skipped += 1;
+            continue;
+        }
+        let event = match cdc_event::debezium::from_slice(&record.payload) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(shard = %record.shard, sequence = record.sequence, error = %e, "record is not a Debezium change event; skipped");
+                metrics.add_failed(STAGE, 1);
+                written.skipped += 1;
+                continue;
+            }
+        };
+        let outcome = sink
+            .write(Record::new(record.shard.clone(), record.sequence, event))
+            .with_context(|| format!("writing shard {} sequence {}", record.shard, record.sequence))?;
+        match outcome {
+            WriteOutcome::Appended => {
+                metrics.add_out(1);
+                metrics.add_sent(STAGE, 1);
+                written.appended += 1;
+            }
+            WriteOutcome::DeadLettered => {
+                metrics.add_dead_lettered(1);
+                metrics.add_failed(STAGE, 1);
+                written.dead_lettered += 1;
+            }
+            WriteOutcome::DuplicateDropped | WriteOutcome::RedeliveryDropped => written.duplicates += 1,
+        }
+    }
+    Ok(written)
+}
+
 struct Run {
     sink: FileSink,
     consumer: ShardConsumer,
     checkpoints: Checkpoints,
     function: Function,
-    failpoint: Option<(String, u64)>,
+    failpoint: Failpoint,
     /// Checkpoints started in this run (for the failpoint).
     taken: u64,
 }
@@ -233,49 +323,11 @@ struct Run {
 impl Run {
     /// Writes a polled batch (blocking I/O: called under `block_in_place`).
     fn write(&mut self, records: Vec<ConsumedRecord>) -> anyhow::Result<()> {
-        let metrics = self.function.metrics();
-        metrics.add_in(records.len() as u64);
-        metrics.add_collected(STAGE, records.len() as u64);
-        for record in records {
-            if record.attributes.contains_key(EVENT_KIND_ATTRIBUTE) {
-                tracing::debug!(shard = %record.shard, sequence = record.sequence, "skipping a record that is not a row change");
-                continue;
-            }
-            let event = match cdc_event::debezium::from_slice(&record.payload) {
-                Ok(event) => event,
-                Err(e) => {
-                    tracing::warn!(shard = %record.shard, sequence = record.sequence, error = %e, "record is not a Debezium change event; skipped");
-                    metrics.add_failed(STAGE, 1);
-                    continue;
-                }
-            };
-            let outcome = self
-                .sink
-                .write(Record::new(record.shard.clone(), record.sequence, event))
-                .with_context(|| format!("writing shard {} sequence {}", record.shard, record.sequence))?;
-            match outcome {
-                WriteOutcome::Appended => {
-                    metrics.add_out(1);
-                    metrics.add_sent(STAGE, 1);
-                }
-                WriteOutcome::DeadLettered => {
-                    metrics.add_dead_lettered(1);
-                    metrics.add_failed(STAGE, 1);
-                }
-                WriteOutcome::DuplicateDropped | WriteOutcome::RedeliveryDropped => {}
-            }
-        }
-        Ok(())
+        write_records(&mut self.sink, self.function.metrics(), records).map(|_| ())
     }
 
     fn crash_here(&self, point: &str) {
-        if let Some((at, n)) = &self.failpoint {
-            if at == point && *n == self.taken {
-                // An abort, not an exit: no destructor, no flush, as a crash or SIGKILL.
-                eprintln!("{FAILPOINT_ENV}: aborting at {point} of checkpoint {n}");
-                std::process::abort();
-            }
-        }
+        self.failpoint.check(point, self.taken);
     }
 
     /// Uploads first, checkpoint second, completion third, offsets last.

@@ -9,6 +9,7 @@
 //!   (Debezium JSON records routed by table + primary key, see [`partitioner`]).
 //! * [`consumer`]: [`ShardConsumer`], reading every shard in order from given sequences and
 //!   committing subscription offsets when the caller's output is durable.
+//! * [`delivery`]: the JSON document a relayed batch travels as (relay → HTTP/Lambda targets).
 //! * [`topic`]: checking (and on datahub-local creating) the topic, for both.
 //! * [`group`]: consumer-group calls (join, heartbeat, sync, leave) on the client;
 //!   [`group_consumer`]: [`GroupConsumer`], a group member reading its assigned shards and
@@ -18,6 +19,7 @@ pub mod batch;
 pub mod client;
 pub mod codec;
 pub mod consumer;
+pub mod delivery;
 pub mod group;
 pub mod group_consumer;
 pub mod model;

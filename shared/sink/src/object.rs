@@ -62,6 +62,8 @@ pub struct ObjectStorage {
     part_size: usize,
     /// For the local staging files.
     retry: RetryPolicy,
+    /// Whether recovery aborts the open uploads under the prefix (see [`Self::shared_prefix`]).
+    abort_open_uploads: bool,
 }
 
 impl ObjectStorage {
@@ -78,7 +80,18 @@ impl ObjectStorage {
             },
             part_size: DEFAULT_PART_SIZE,
             retry,
+            abort_open_uploads: true,
         }
+    }
+
+    /// For writers that share the prefix and run concurrently (one per shard, as Lambda-mode
+    /// invocations are): recovery aborts no open upload, since another writer's upload in
+    /// flight cannot be told from an abandoned one. An abandoned upload stays invisible (it is
+    /// never completed: no checkpoint names it) until the bucket's lifecycle rule
+    /// (`AbortIncompleteMultipartUpload`) removes it.
+    pub fn shared_prefix(mut self) -> Self {
+        self.abort_open_uploads = false;
+        self
     }
 
     /// Parses an `s3://bucket/prefix` output URL (as in `OUTPUT_PATH`).
@@ -365,6 +378,9 @@ impl Storage for ObjectStorage {
 
     fn discard_uncommitted(&mut self, staging_dir: &Path) -> Result<u64, SinkError> {
         let mut discarded = clear_inprogress(&self.retry, staging_dir)?;
+        if !self.abort_open_uploads {
+            return Ok(discarded);
+        }
         let client = self.connection.client().clone();
         let (bucket, prefix) = (self.bucket.clone(), self.prefix.clone());
         let listed = self
