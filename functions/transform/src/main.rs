@@ -17,6 +17,10 @@
 //! To replay dead letters after fixing the rules, run a transform with the fixed rules whose
 //! `datahub.topic` is the DLQ topic: its records are the original ones.
 //!
+//! Lambda mode (`AWS_LAMBDA_RUNTIME_API` set): `datahub-relay` reads the input topic and
+//! invokes this function with one shard's batch at a time; step 2 runs per invocation and the
+//! answer, once both puts were acknowledged, is what lets the relay commit the input offsets.
+//!
 //! Records that are not row changes (`cdc.event=schema_change`) are not forwarded: each
 //! transformed event carries its own output schema.
 
@@ -139,6 +143,69 @@ impl DeadLetters {
     }
 }
 
+/// The transform of one batch: rules, where outputs and dead letters go. Used by the
+/// long-lived loop (batches it polled) and by Lambda mode (batches the relay delivered).
+struct Stage {
+    transformer: Transformer,
+    publisher: DatahubPublisher,
+    dead_letters: DeadLetters,
+}
+
+/// What [`Stage::process`] did with a batch.
+#[derive(Debug, Default)]
+struct Processed {
+    /// The next sequence per input shard: what to commit once the outputs are durable.
+    next: BTreeMap<Arc<str>, u64>,
+    published: u64,
+    filtered: u64,
+    dead_lettered: u64,
+}
+
+impl Stage {
+    /// Transforms `records` and publishes the results and dead letters; returns once both puts
+    /// were acknowledged (outputs first: the caller commits input offsets only after this).
+    async fn process(&mut self, records: &[ConsumedRecord], metrics: &cdc_telemetry::PipelineMetrics) -> anyhow::Result<Processed> {
+        metrics.add_in(records.len() as u64);
+        metrics.add_collected(STAGE, records.len() as u64);
+        let mut processed = Processed::default();
+        let mut out = Vec::new();
+        let mut dead = Vec::new();
+        for record in records {
+            processed.next.insert(record.shard.clone(), record.sequence + 1);
+            if record.attributes.contains_key(EVENT_KIND_ATTRIBUTE) {
+                tracing::debug!(shard = %record.shard, sequence = record.sequence, "not a row change; not forwarded");
+                continue;
+            }
+            let event = match cdc_event::debezium::from_slice(&record.payload) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!(shard = %record.shard, sequence = record.sequence, error = %e, "record is not a Debezium change event; sent to the dead-letter topic");
+                    dead.push(self.dead_letters.record(record, None, "decode", &e.to_string()));
+                    continue;
+                }
+            };
+            match self.transformer.apply(&event) {
+                Ok(Some(transformed)) => out.push(Event::Change(transformed)),
+                Ok(None) => processed.filtered += 1,
+                Err(error) => {
+                    tracing::warn!(shard = %record.shard, sequence = record.sequence, table = %event.schema.table, %error, "record failed the transform; sent to the dead-letter topic");
+                    dead.push(self.dead_letters.record(record, Some(&Event::Change(event)), cdc_transform::DLQ_STAGE, &error.to_string()));
+                }
+            }
+        }
+        self.publisher.publish_events(&out).await.context("publishing transformed events")?;
+        processed.dead_lettered = dead.len() as u64;
+        self.dead_letters.put(dead).await?;
+        processed.published = out.len() as u64;
+        metrics.add_out(processed.published);
+        metrics.add_sent(STAGE, processed.published);
+        metrics.add_dead_lettered(processed.dead_lettered);
+        metrics.add_failed(STAGE, processed.dead_lettered);
+        tracing::debug!(read = records.len(), published = processed.published, filtered = processed.filtered, dead_lettered = processed.dead_lettered, "batch transformed");
+        Ok(processed)
+    }
+}
+
 async fn run(function: Function) -> anyhow::Result<()> {
     let config = function.config().clone();
     let datahub = &config.datahub;
@@ -151,13 +218,15 @@ async fn run(function: Function) -> anyhow::Result<()> {
     };
     let output_project = config.transform.output_project.clone();
     let dlq_topic = config.transform.dlq_topic.clone().unwrap_or_else(|| format!("{output_topic}-dlq"));
-    let mut transformer = load_rules(&config)?;
+    let transformer = load_rules(&config)?;
     let client = Arc::new(cdc_runtime::datahub_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
+    let lambda = cdc_lambda::LambdaEnv::detect()?;
 
     // `datahub`: the topic answers.
     function.add_datahub_probe(&url, &datahub.project, &datahub.topic)?;
 
-    // DataHub may come up after this function: retry opening rather than crash-loop.
+    // DataHub may come up after this function: retry opening rather than crash-loop. In Lambda
+    // mode the relay reads the input topic; only the outputs are opened here.
     let consumer_options = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group);
     let publisher_options = PublisherOptions::new(&output_project, &output_topic).with_max_retries(datahub.max_retries);
     let opened = function
@@ -165,14 +234,17 @@ async fn run(function: Function) -> anyhow::Result<()> {
             "the DataHub topics",
             |error| function.health().set_detail("datahubError", error.into()),
             || async {
-                let consumer = ShardConsumer::open(client.clone(), consumer_options.clone(), std::iter::empty()).await?;
+                let consumer = match lambda {
+                    Some(_) => None,
+                    None => Some(ShardConsumer::open(client.clone(), consumer_options.clone(), std::iter::empty()).await?),
+                };
                 let publisher = DatahubPublisher::connect(client.clone(), publisher_options.clone()).await?;
                 let shards = ensure_topic(&client, &output_project, &dlq_topic, TopicPolicy::default()).await?;
                 anyhow::Ok((consumer, publisher, shards))
             },
         )
         .await;
-    let Some((mut consumer, mut publisher, shards)) = opened else { return Ok(()) };
+    let Some((consumer, publisher, shards)) = opened else { return Ok(()) };
     let dead_letters = DeadLetters {
         client: client.clone(),
         project: output_project.clone(),
@@ -181,6 +253,12 @@ async fn run(function: Function) -> anyhow::Result<()> {
         max_retries: datahub.max_retries,
     };
     function.health().remove_detail("datahubError");
+    let mut stage = Stage { transformer, publisher, dead_letters };
+    if let Some(env) = &lambda {
+        tracing::info!(output = %format!("{output_project}.{output_topic}"), dlq = %format!("{output_project}.{dlq_topic}"), "transform running in Lambda mode");
+        return run_lambda(&function, env, stage).await;
+    }
+    let mut consumer = consumer.context("the input topic's consumer (opened outside Lambda mode)")?;
     function.health().set_detail("subscription", consumer.subscription_id().into());
     tracing::info!(
         input = %format!("{}.{}", datahub.project, datahub.topic),
@@ -206,50 +284,53 @@ async fn run(function: Function) -> anyhow::Result<()> {
             }
             continue;
         }
-        metrics.add_in(records.len() as u64);
-        metrics.add_collected(STAGE, records.len() as u64);
-        let mut next: BTreeMap<Arc<str>, u64> = BTreeMap::new();
-        let mut out = Vec::new();
-        let mut dead = Vec::new();
-        let mut filtered = 0u64;
-        for record in &records {
-            next.insert(record.shard.clone(), record.sequence + 1);
-            if record.attributes.contains_key(EVENT_KIND_ATTRIBUTE) {
-                tracing::debug!(shard = %record.shard, sequence = record.sequence, "not a row change; not forwarded");
-                continue;
-            }
-            let event = match cdc_event::debezium::from_slice(&record.payload) {
-                Ok(event) => event,
-                Err(e) => {
-                    tracing::warn!(shard = %record.shard, sequence = record.sequence, error = %e, "record is not a Debezium change event; sent to the dead-letter topic");
-                    dead.push(dead_letters.record(record, None, "decode", &e.to_string()));
-                    continue;
-                }
-            };
-            match transformer.apply(&event) {
-                Ok(Some(transformed)) => out.push(Event::Change(transformed)),
-                Ok(None) => filtered += 1,
-                Err(error) => {
-                    tracing::warn!(shard = %record.shard, sequence = record.sequence, table = %event.schema.table, %error, "record failed the transform; sent to the dead-letter topic");
-                    dead.push(dead_letters.record(record, Some(&Event::Change(event)), cdc_transform::DLQ_STAGE, &error.to_string()));
-                }
-            }
-        }
         // Outputs first, offsets last: a failure here leaves the offsets where they were.
-        publisher.publish_events(&out).await.context("publishing transformed events")?;
-        let dead_count = dead.len() as u64;
-        dead_letters.put(dead).await?;
-        metrics.add_out(out.len() as u64);
-        metrics.add_sent(STAGE, out.len() as u64);
-        metrics.add_dead_lettered(dead_count);
-        metrics.add_failed(STAGE, dead_count);
-        tracing::debug!(read = records.len(), published = out.len(), filtered, dead_lettered = dead_count, "batch transformed");
-        if let Err(e) = consumer.commit(next.iter().map(|(s, n)| (&**s, *n))).await {
+        let processed = stage.process(&records, metrics).await?;
+        if let Err(e) = consumer.commit(processed.next.iter().map(|(s, n)| (&**s, *n))).await {
             // The outputs are durable; an uncommitted offset only means a repeat after a
             // restart, which the sink drops. Retried with the next batch.
             tracing::warn!(error = format!("{e:#}"), "committing input offsets failed");
         }
     }
-    tracing::info!(published = publisher.stats().records, "transform stopped");
+    tracing::info!(published = stage.publisher.stats().records, "transform stopped");
     Ok(())
+}
+
+/// Lambda mode: each invocation is one batch the relay delivered
+/// ([`cdc_datahub::delivery`]); the answer comes once its outputs are acknowledged, so the
+/// relay commits the input offsets only then. A retried invocation publishes the batch again
+/// (at least once, as a restart of the long-lived stage does): the events keep their source
+/// positions and shards, so the sink drops the repeats.
+async fn run_lambda(function: &Function, env: &cdc_lambda::LambdaEnv, stage: Stage) -> anyhow::Result<()> {
+    let stage = Arc::new(tokio::sync::Mutex::new(stage));
+    let metrics = function.context().metrics().clone();
+    let handler = move |event: serde_json::Value| {
+        let (stage, metrics) = (stage.clone(), metrics.clone());
+        async move {
+            let outcome: anyhow::Result<serde_json::Value> = async {
+                let batch = cdc_datahub::delivery::DeliveredBatch::from_value(event).context("the invocation's event")?;
+                let processed = stage.lock().await.process(&batch.records, &metrics).await?;
+                Ok(serde_json::json!({
+                    "shard": &*batch.shard,
+                    "firstSequence": batch.first_sequence,
+                    "lastSequence": batch.last_sequence,
+                    "count": batch.records.len(),
+                    "published": processed.published,
+                    "filtered": processed.filtered,
+                    "deadLettered": processed.dead_lettered,
+                }))
+            }
+            .await;
+            outcome.map_err(|error| {
+                let text = format!("{error:#}");
+                tracing::error!(error = %text, "invocation failed");
+                cdc_lambda::HandlerError::from(text)
+            })
+        }
+    };
+    let shutdown = function.shutdown().clone();
+    tokio::select! {
+        served = cdc_lambda::run_handler(env, handler) => served.map_err(|e| anyhow::anyhow!("Lambda Runtime API loop: {e}")),
+        _ = shutdown.wait() => Ok(()),
+    }
 }

@@ -2,7 +2,9 @@
 //! the rules applied (table and column renames, a dropped column, a keyed hash checked
 //! against Python's hmac, a redaction, a row filter, an excluded table), the record the rules
 //! cannot evaluate lands in the dead-letter topic with its reason, and after a restart
-//! nothing is published twice (input offsets were committed after the puts).
+//! nothing is published twice (input offsets were committed after the puts). The same rules
+//! run in Lambda mode too: `datahub-relay` invokes the function's bootstrap through a local
+//! Lambda service (Invoke API + Runtime API) and the outputs are the same.
 //!
 //! DataHub is the real server (cdc-datahub over cdc-datalog) in this test's process on
 //! 127.0.0.1:0; the function is this package's binary.
@@ -131,6 +133,11 @@ impl Harness {
     }
 
     fn start_transform(&self) -> Process {
+        self.start_transform_with(&[], "transform running")
+    }
+
+    /// The function with `extra` variables (the Lambda environment), once it logged `ready`.
+    fn start_transform_with(&self, extra: &[(&str, String)], ready: &str) -> Process {
         let rules = self.dir.path().join("rules.yml");
         std::fs::write(&rules, RULES).expect("rules");
         let mut command = Command::new(env!("CARGO_BIN_EXE_transform"));
@@ -150,9 +157,10 @@ impl Harness {
             .env("TRANSFORM_HASH_SALT", SALT)
             .env("TRANSFORM_OUTPUT_TOPIC", "clean")
             .env("CHECKPOINT_DIR", format!("file://{}", self.dir.path().join("checkpoints").display()))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null());
         let mut process = Process::spawn("transform", &mut command).unwrap_or_else(|e| panic!("{e}"));
-        process.wait_for_log("transform running", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+        process.wait_for_log(ready, DEADLINE).unwrap_or_else(|e| panic!("{e}"));
         process
     }
 
@@ -187,19 +195,30 @@ fn decode(records: &[ConsumedRecord]) -> Vec<ChangeEvent> {
 #[test]
 fn events_move_from_topic_a_to_topic_b_with_the_rules_applied() {
     let h = Harness::start();
-    h.publish(vec![
-        customer(1, "active"),
-        customer(2, "deleted"),
-        customer(3, "active"),
-        audit(1),
-        order(1, "N/A"),
-        order(2, "1200"),
-        order(3, "7"),
-        customer(4, "vip"),
-        customer(5, "deleted"),
-    ]);
+    h.publish(workload());
     let transform = h.start_transform();
 
+    let (mut out_reader, mut out, mut dlq_reader) = check_rules_applied(&h);
+    // Restart: the committed offsets hold, so only the new record comes out.
+    let (status, log) = transform.terminate().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "transform exits 0 on SIGTERM:\n{log}");
+    let transform = h.start_transform();
+    h.publish(vec![customer(6, "active")]);
+    h.read_until(&mut out_reader, &mut out, |got| got.len() >= 5);
+    let events = decode(&out);
+    assert_eq!(events.len(), 5, "nothing republished after the restart: {events:?}");
+    let last = events.iter().find(|e| e.after.as_ref().unwrap().values[0] == Value::UInt(6));
+    assert!(last.is_some(), "customer 6 arrived");
+    let (status, log) = transform.terminate().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{log}");
+    let mut more = Vec::new();
+    h.read_until(&mut dlq_reader, &mut more, |_| true);
+    assert!(more.is_empty(), "no dead letter repeated: {more:?}");
+}
+
+/// The workload of [`workload`] came out of `clean` and `clean-dlq` with the rules applied;
+/// returns the readers (at the end of both topics) and what `clean` held.
+fn check_rules_applied(h: &Harness) -> (ShardConsumer, Vec<ConsumedRecord>, ShardConsumer) {
     let mut out_reader = h.reader("clean");
     let mut out = Vec::new();
     h.read_until(&mut out_reader, &mut out, |got| got.len() >= 4);
@@ -243,19 +262,66 @@ fn events_move_from_topic_a_to_topic_b_with_the_rules_applied() {
     assert_eq!(original.schema.table, TableId::new("shop", "orders"));
     assert_eq!(original.after.as_ref().unwrap().values[1], Value::Text("N/A".into()));
 
-    // Restart: the committed offsets hold, so only the new record comes out.
-    let (status, log) = transform.terminate().unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success(), "transform exits 0 on SIGTERM:\n{log}");
-    let transform = h.start_transform();
-    h.publish(vec![customer(6, "active")]);
-    h.read_until(&mut out_reader, &mut out, |got| got.len() >= 5);
-    let events = decode(&out);
-    assert_eq!(events.len(), 5, "nothing republished after the restart: {events:?}");
-    let last = events.iter().find(|e| e.after.as_ref().unwrap().values[0] == Value::UInt(6));
-    assert!(last.is_some(), "customer 6 arrived");
-    let (status, log) = transform.terminate().unwrap_or_else(|e| panic!("{e}"));
+    (out_reader, out, dlq_reader)
+}
+
+/// Customers (two filtered out), an excluded table, orders (one the filter cannot evaluate).
+fn workload() -> Vec<Event> {
+    vec![
+        customer(1, "active"),
+        customer(2, "deleted"),
+        customer(3, "active"),
+        audit(1),
+        order(1, "N/A"),
+        order(2, "1200"),
+        order(3, "7"),
+        customer(4, "vip"),
+        customer(5, "deleted"),
+    ]
+}
+
+#[test]
+fn the_same_rules_run_as_a_lambda_function_the_relay_invokes() {
+    let h = Harness::start();
+    let lambda = h.rt.block_on(cdc_lambda::LocalLambda::start("transform", Duration::from_secs(60))).expect("local Lambda service");
+    let bootstrap = h.start_transform_with(&lambda.bootstrap_env(), "transform running in Lambda mode");
+    h.publish(workload());
+    let relay_binary = std::path::Path::new(env!("CARGO_BIN_EXE_transform")).with_file_name("datahub-relay");
+    assert!(relay_binary.exists(), "{} is missing: cargo build -p datahub-relay first", relay_binary.display());
+    let mut command = Command::new(relay_binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("MONITORING_PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .env("DATAHUB_ENDPOINT", &h.endpoint)
+        .env("DATAHUB_ACCESS_ID", "id")
+        .env("DATAHUB_ACCESS_KEY", "key")
+        .env("DATAHUB_PROJECT", PROJECT)
+        .env("DATAHUB_TOPIC", "raw")
+        .env("DATAHUB_CONSUMER_GROUP", "relay")
+        .env("RELAY_TARGET", "lambda")
+        .env("RELAY_LAMBDA_ENDPOINT", lambda.invoke_endpoint())
+        .env("RELAY_LAMBDA_FUNCTION_NAME", "transform")
+        .env("RELAY_BATCH_LINGER", "50")
+        .stdout(Stdio::null());
+    let mut relay = Process::spawn("datahub-relay", &mut command).unwrap_or_else(|e| panic!("{e}"));
+    relay.wait_for_log("datahub relay running", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+
+    check_rules_applied(&h);
+    let invocations = lambda.invocations();
+    assert!(!invocations.is_empty());
+    for invocation in &invocations {
+        let cdc_lambda::InvokeOutcome::Success(answer) = &invocation.outcome else { panic!("failed invocation: {invocation:?}") };
+        assert_eq!(answer["count"], invocation.payload["count"], "{answer}");
+    }
+    let published: u64 = invocations.iter().filter_map(|i| match &i.outcome {
+        cdc_lambda::InvokeOutcome::Success(answer) => answer["published"].as_u64(),
+        _ => None,
+    }).sum();
+    assert_eq!(published, 4, "three clients and one order published");
+    let (status, log) = relay.terminate().unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "{log}");
-    let mut more = Vec::new();
-    h.read_until(&mut dlq_reader, &mut more, |_| true);
-    assert!(more.is_empty(), "no dead letter repeated: {more:?}");
+    let (status, log) = bootstrap.terminate().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{log}");
 }
