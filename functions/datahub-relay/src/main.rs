@@ -3,6 +3,9 @@
 //! timeout) and delivers batches to the configured target (`relay.*` settings), committing
 //! offsets only after the target acknowledged. See the library docs for the loop.
 //!
+//! Lambda mode (`AWS_LAMBDA_RUNTIME_API` set): each invocation relays for a bounded burst (see
+//! [`run_lambda`]); a schedule invokes it.
+//!
 //! Health: `consumerGroup` is UP while this replica is a member of the group (DOWN while
 //! joining and after the group refused it), so `/health/ready` reflects membership; the
 //! details show the consumer id and the assigned shards.
@@ -80,6 +83,10 @@ async fn run(function: Function) -> anyhow::Result<()> {
     // The relay reads an existing topic; it never creates one.
     let base = ConsumerOptions::new(&datahub.project, &datahub.topic, &datahub.consumer_group).with_topic_policy(TopicPolicy::MustExist);
     let options = GroupConsumerOptions::new(base).with_session_timeout(config.relay.session_timeout());
+    let relay_options = relay_options(&config);
+    if let Some(env) = cdc_lambda::LambdaEnv::detect()? {
+        return run_lambda(&function, &env, Burst { client, options, target, relay_options }).await;
+    }
     // DataHub may come up after the relay (compose, Kubernetes): retry rather than crash-loop.
     let opened = function
         .open_retrying(
@@ -93,19 +100,6 @@ async fn run(function: Function) -> anyhow::Result<()> {
     let health_task = tokio::spawn(report_membership(consumer.watch_membership(), function.health().clone()));
     tracing::info!(project = %datahub.project, topic = %datahub.topic, subscription = consumer.subscription_id(), target = %target.describe(), "datahub relay running");
 
-    let relay = &config.relay;
-    let relay_options = RelayOptions {
-        project: datahub.project.clone(),
-        topic: datahub.topic.clone(),
-        batch: BatchPolicy {
-            max_records: relay.batch_max_records as usize,
-            max_bytes: usize::try_from(relay.batch_max_bytes).unwrap_or(usize::MAX),
-            linger: relay.batch_linger(),
-        },
-        max_retries: relay.max_retries,
-        retry_backoff: relay.retry_backoff(),
-        idle_wait: IDLE_WAIT,
-    };
     let outcome = datahub_relay::run(&mut consumer, &target, &relay_options, Some(function.metrics()), function.shutdown()).await;
     // Leave the group either way, so the other replicas get the shards now; on a failure
     // nothing unacknowledged was committed, so they re-deliver it.
@@ -116,6 +110,94 @@ async fn run(function: Function) -> anyhow::Result<()> {
     let stats = outcome.context("relaying")?;
     tracing::info!(batches = stats.batches, records = stats.records, "datahub relay stopped");
     Ok(())
+}
+
+fn relay_options(config: &cdc_config::Config) -> RelayOptions {
+    let relay = &config.relay;
+    RelayOptions {
+        project: config.datahub.project.clone(),
+        topic: config.datahub.topic.clone(),
+        batch: BatchPolicy {
+            max_records: relay.batch_max_records as usize,
+            max_bytes: usize::try_from(relay.batch_max_bytes).unwrap_or(usize::MAX),
+            linger: relay.batch_linger(),
+        },
+        max_retries: relay.max_retries,
+        retry_backoff: relay.retry_backoff(),
+        idle_wait: IDLE_WAIT,
+    }
+}
+
+/// What a Lambda-mode invocation relays with.
+struct Burst {
+    client: Arc<DatahubClient>,
+    options: GroupConsumerOptions,
+    target: Target,
+    relay_options: RelayOptions,
+}
+
+impl Burst {
+    /// Joins the group, relays for `duration` (or until the function stops), delivers and
+    /// commits what is open, leaves the group.
+    async fn run(&self, duration: Duration, stopping: &cdc_telemetry::Shutdown, metrics: &cdc_telemetry::PipelineMetrics) -> anyhow::Result<datahub_relay::RelayStats> {
+        let mut consumer = GroupConsumer::open(self.client.clone(), self.options.clone()).await.context("joining the consumer group")?;
+        let burst = cdc_telemetry::Shutdown::new();
+        let timer = {
+            let (burst, stopping) = (burst.clone(), stopping.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(duration) => {}
+                    _ = stopping.wait() => {}
+                }
+                burst.trigger();
+            })
+        };
+        let outcome = datahub_relay::run(&mut consumer, &self.target, &self.relay_options, Some(metrics), &burst).await;
+        timer.abort();
+        if let Err(e) = consumer.close().await {
+            tracing::warn!(error = format!("{e:#}"), "closing the consumer");
+        }
+        outcome.context("relaying")
+    }
+}
+
+/// The burst length when the invocation's event names none (`maxDurationMs`): a scheduled
+/// invocation every minute, with room left in Lambda's default 3-minute limit used by
+/// relayers.
+const DEFAULT_BURST: Duration = Duration::from_secs(50);
+
+/// Lambda mode: each invocation (a schedule's event, e.g. EventBridge every minute) is one
+/// bounded burst of the long-lived loop: join the group, relay for `maxDurationMs` of the event
+/// (default 50 s), deliver and commit what is open, leave the group, answer with what was
+/// relayed. Offsets are committed only after the target acknowledged, as in the service, so a
+/// burst that fails (the target keeps failing) leaves the rest for the next one.
+async fn run_lambda(function: &Function, env: &cdc_lambda::LambdaEnv, burst: Burst) -> anyhow::Result<()> {
+    function.health().set_detail("mode", "lambda".into());
+    tracing::info!(target = %burst.target.describe(), "datahub relay running in Lambda mode");
+    let burst = Arc::new(burst);
+    let (stopping, metrics) = (function.shutdown().clone(), function.context().metrics().clone());
+    let handler = move |event: serde_json::Value| {
+        let (burst, stopping, metrics) = (burst.clone(), stopping.clone(), metrics.clone());
+        async move {
+            let duration = event.get("maxDurationMs").and_then(serde_json::Value::as_u64).map_or(DEFAULT_BURST, Duration::from_millis);
+            match burst.run(duration, &stopping, &metrics).await {
+                Ok(stats) => {
+                    tracing::info!(batches = stats.batches, records = stats.records, "burst relayed");
+                    Ok(serde_json::json!({"batches": stats.batches, "records": stats.records}))
+                }
+                Err(error) => {
+                    let text = format!("{error:#}");
+                    tracing::error!(error = %text, "burst failed");
+                    Err(cdc_lambda::HandlerError::from(text))
+                }
+            }
+        }
+    };
+    let shutdown = function.shutdown().clone();
+    tokio::select! {
+        served = cdc_lambda::run_handler(env, handler) => served.map_err(|e| anyhow::anyhow!("Lambda Runtime API loop: {e}")),
+        _ = shutdown.wait() => Ok(()),
+    }
 }
 
 /// Pushes the membership into `/health`: UP while a member.

@@ -7,6 +7,8 @@
 //! B delivered). The producer then stops, and the target must have seen every produced record
 //! at least once. The takeover time (kill → A delivering all of B's shards) is printed.
 //!
+//! The same file runs the relay in Lambda mode: bounded bursts, one per invocation.
+//!
 //! Binaries: `CARGO_BIN_EXE_datahub-relay`, and `datahub-local` from the same directory
 //! (`cargo build -p datahub-local -p datahub-relay` first).
 
@@ -232,4 +234,85 @@ fn a_killed_relay_replicas_shards_are_taken_over_and_every_record_is_delivered()
         delivered.len(),
         delivered.len() - unique.len()
     );
+}
+
+/// Lambda mode: the relay's bootstrap runs under a local Lambda service and each invocation
+/// (what a schedule would send) relays one bounded burst to the HTTP target. A second burst
+/// delivers only what arrived since: the first committed its offsets before answering.
+#[test]
+fn in_lambda_mode_each_invocation_relays_one_burst_and_commits_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut datahub = spawn(
+        "datahub-local",
+        &sibling_binary("datahub-local"),
+        &[("DATAHUB_LOCAL_PORT", "0".into()), ("DATAHUB_LOCAL_BIND", "127.0.0.1".into()), ("DATAHUB_LOCAL_DATA_DIR", dir.path().join("datahub").display().to_string())],
+    );
+    let seen = datahub.wait_for_log("serving the DataHub API", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+    let line = seen.lines().last().unwrap_or_default();
+    let addr = line.split("\"api_addr\":\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_else(|| panic!("no api_addr in {line}"));
+    let endpoint = format!("http://{addr}");
+    cdc_telemetry::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = Arc::new(DatahubClient::builder(&endpoint).with_credentials("local-id", "local-key").build().unwrap());
+    let put = |ids: std::ops::Range<u64>| {
+        rt.block_on(async {
+            let puts: Vec<PutRecord> = ids.map(|id| PutRecord::new(RecordData::Blob(format!("{{\"id\":{id}}}").into_bytes())).with_shard((id % u64::from(SHARDS)).to_string())).collect();
+            let failed = client.put_records(PROJECT, TOPIC, &puts).await.unwrap();
+            assert!(failed.is_empty(), "{failed:?}");
+        })
+    };
+    rt.block_on(async {
+        client.create_project(PROJECT, "relay test").await.unwrap();
+        let spec = TopicSpec { shard_count: SHARDS, lifecycle: 1, record_type: RecordType::Blob, comment: String::new(), record_schema: None, expand_mode: None };
+        client.create_topic(PROJECT, TOPIC, &spec).await.unwrap();
+    });
+    let target = Arc::new(Target::default());
+    let target_url = rt.block_on(async {
+        let app = axum::Router::new().route("/{replica}", axum::routing::post(receive)).with_state(target.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    });
+    let lambda = rt.block_on(cdc_lambda::LocalLambda::start("relay", Duration::from_secs(60))).unwrap();
+    let mut env = vec![
+        ("DATAHUB_ENDPOINT", endpoint.clone()),
+        ("DATAHUB_ACCESS_ID", "local-id".into()),
+        ("DATAHUB_ACCESS_KEY", "local-key".into()),
+        ("DATAHUB_PROJECT", PROJECT.into()),
+        ("DATAHUB_TOPIC", TOPIC.into()),
+        ("DATAHUB_CONSUMER_GROUP", "relays".into()),
+        ("RELAY_TARGET", "http".into()),
+        ("RELAY_HTTP_URL", format!("{target_url}/lambda")),
+        ("RELAY_BATCH_LINGER", "100".into()),
+    ];
+    env.extend(lambda.bootstrap_env());
+    let mut bootstrap = spawn("datahub-relay (Lambda)", &sibling_binary("datahub-relay"), &env);
+    bootstrap.wait_for_log("datahub relay running in Lambda mode", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+
+    let invoke = |payload: serde_json::Value| -> serde_json::Value {
+        rt.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("{}/2015-03-31/functions/relay/invocations", lambda.invoke_endpoint()))
+                .json(&payload)
+                .send()
+                .await
+                .unwrap();
+            assert!(response.headers().get("X-Amz-Function-Error").is_none(), "the burst failed: {:?}", response.text().await);
+            response.json().await.unwrap()
+        })
+    };
+    put(0..40);
+    let first = invoke(serde_json::json!({"maxDurationMs": 2500}));
+    assert_eq!(first["records"], 40, "{first}");
+    put(40..65);
+    let second = invoke(serde_json::json!({"maxDurationMs": 2500}));
+    assert_eq!(second["records"], 25, "only what arrived since the first burst: {second}");
+
+    let ids: Vec<u64> = target.snapshot().into_iter().map(|d| d.id).collect();
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), 65, "each record delivered once over the two bursts");
+    assert_eq!(unique, (0..65).collect::<BTreeSet<u64>>());
+    let (status, log) = bootstrap.terminate().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{log}");
 }
