@@ -619,19 +619,29 @@ pub fn run_chaos(db: &LocalMariaDb, stages: &mut [Stage], workload: &mut Workloa
 /// Waits until every marker row is in committed files of `out`, restarting stages that exit
 /// meanwhile.
 pub fn wait_for_markers(out: &Path, stages: &mut [Stage]) {
+    wait_supervised(stages, "every marker row in committed files", || markers_committed(out));
+}
+
+/// Whether every marker row is in the committed files of `out`.
+pub fn markers_committed(out: &Path) -> bool {
+    let committed = committed_rows(out, "items", &["id"]);
+    let markers: BTreeSet<&str> = committed.rows.iter().filter_map(|r| r.values[0].as_deref()).filter(|id| id.starts_with('-')).collect();
+    markers.len() as i64 == MARKERS
+}
+
+/// Waits until `check` holds (checked every half second: reading every committed file takes a
+/// while), restarting stages that exit meanwhile.
+pub fn wait_supervised(stages: &mut [Stage], what: &str, mut check: impl FnMut() -> bool) {
     let mut last_check = Instant::now() - Duration::from_secs(1);
-    wait_until("every marker row in committed files", CATCH_UP, || {
+    wait_until(what, CATCH_UP, || {
         for stage in stages.iter_mut() {
             stage.supervise();
         }
-        // pyarrow over every committed file takes a while; no need to run it back to back.
         if last_check.elapsed() < Duration::from_millis(500) {
             return false;
         }
         last_check = Instant::now();
-        let committed = committed_rows(out, "items", &["id"]);
-        let markers: BTreeSet<&str> = committed.rows.iter().filter_map(|r| r.values[0].as_deref()).filter(|id| id.starts_with('-')).collect();
-        markers.len() as i64 == MARKERS
+        check()
     });
 }
 
