@@ -1,5 +1,9 @@
 //! `cdc-capture`: reads row changes from OceanBase (MySQL mode, through its binlog service),
 //! MySQL or MariaDB through the MySQL replication protocol.
+//!
+//! Long-lived (the default), bounded (`run --max-duration`, `--max-events`, for a scheduler
+//! such as a Kubernetes CronJob), or in Lambda mode one bounded run per invocation (see
+//! [`run_lambda`]). Checkpoints go to `CHECKPOINT_DIR`: a local directory or `s3://…`.
 
 use std::process::ExitCode;
 
@@ -41,7 +45,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let role = cdc_config::Role::CdcCapture;
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
-        Command::Run(args) => cdc_runtime::run(role, &cli.common, |function| run(function, args)).await,
+        Command::Run(args) => cdc_runtime::run(role, &cli.common, |function| serve(function, args)).await,
         Command::Check => cdc_runtime::run(role, &cli.common, check).await,
         Command::Savepoint(args) => {
             cdc_runtime::run_command(role, &cli.common, |config| async move {
@@ -73,6 +77,51 @@ async fn check(function: Function) -> anyhow::Result<()> {
     let plan = gather(&function, None).await?;
     print!("{plan}");
     plan.preflight.context("the source is not ready for capture")
+}
+
+/// A capture run, or in Lambda mode one bounded run per invocation.
+async fn serve(function: Function, args: RunArgs) -> anyhow::Result<()> {
+    match cdc_lambda::LambdaEnv::detect()? {
+        Some(env) => run_lambda(function, &env, args).await,
+        None => run(function, args).await,
+    }
+}
+
+/// The burst length when neither the invocation's event (`maxDurationMs`) nor
+/// `--max-duration` sets one: room for the final checkpoint in a 60-second function timeout
+/// under a once-a-minute schedule.
+const DEFAULT_BURST: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// Lambda mode: a schedule (EventBridge) invokes the function; each invocation is one bounded
+/// run — restore the checkpoint (`CHECKPOINT_DIR`, `s3://…` in Lambda), stream for
+/// `maxDurationMs` of the event (else `--max-duration`, else 45 s) or `maxEvents`, take the
+/// final checkpoint, answer. Give the function a reserved concurrency of 1: two bursts at
+/// once would both read the binlog (the checkpoint store's compare-and-swap keeps only one
+/// state, but both would publish).
+async fn run_lambda(function: Function, env: &cdc_lambda::LambdaEnv, args: RunArgs) -> anyhow::Result<()> {
+    tracing::info!(function = %env.function_name, "capture running in Lambda mode");
+    let handler = |event: serde_json::Value| {
+        let (function, mut args) = (function.clone(), args.clone());
+        async move {
+            let number = |key: &str| event.get(key).and_then(serde_json::Value::as_u64);
+            args.max_duration = number("maxDurationMs").map(std::time::Duration::from_millis).or(args.max_duration).or(Some(DEFAULT_BURST));
+            args.max_events = number("maxEvents").or(args.max_events);
+            let started = std::time::Instant::now();
+            // Boxed: the capture future nested in the Runtime API loop's is too deep a type.
+            match Box::pin(run(function, args)).await {
+                Ok(()) => Ok(serde_json::json!({"status": "stopped at its limit", "seconds": started.elapsed().as_secs_f64()})),
+                Err(error) => {
+                    let text = format!("{error:#}");
+                    tracing::error!(error = %text, "burst failed");
+                    Err(cdc_lambda::HandlerError::from(text))
+                }
+            }
+        }
+    };
+    // SIGTERM ends the loop once the invocation in flight, if any, has answered.
+    cdc_lambda::serve(env, handler, function.shutdown().wait())
+        .await
+        .map_err(|e| anyhow::anyhow!("Lambda Runtime API loop: {e}"))
 }
 
 async fn run(function: Function, args: RunArgs) -> anyhow::Result<()> {

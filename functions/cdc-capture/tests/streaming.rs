@@ -254,3 +254,62 @@ fn a_bounded_run_a_savepoint_and_a_run_from_it_capture_everything_once() {
     let (captured, _) = apply(&changes);
     assert_eq!(captured, select_all(&db));
 }
+
+/// Lambda mode: the bootstrap runs under a local Lambda service; each invocation (what a
+/// schedule sends) is one bounded run that checkpoints to S3 (moto). Three bursts with writes
+/// before each capture every change once, and the checkpoints are in the bucket.
+#[test]
+fn in_lambda_mode_scheduled_bursts_checkpoint_to_s3_and_capture_everything_once() {
+    use cdc_state::s3::testing::{LocalS3Server, ACCESS_KEY, SECRET_KEY};
+    cdc_telemetry::install_crypto_provider();
+    let db = LocalMariaDb::start().unwrap();
+    db.execute("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(64), qty BIGINT NOT NULL) DEFAULT CHARSET=utf8mb4; INSERT INTO shop.items VALUES (1, 'before the first burst', 1)")
+        .unwrap();
+    let s3 = LocalS3Server::moto().unwrap_or_else(|e| panic!("{e} (pip install 'moto[server]')"));
+    let connection = s3.connect_with_bucket("lake").unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let lambda = runtime.block_on(cdc_lambda::LocalLambda::start("cdc-capture", Duration::from_secs(60))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = capture_command(&db, dir.path(), "4244");
+    command
+        .env("CHECKPOINT_DIR", "s3://lake/capture")
+        .env("S3_ENDPOINT", s3.endpoint())
+        .env("S3_REGION", "us-east-1")
+        .env("S3_PATH_STYLE_ACCESS", "true")
+        .env("S3_ACCESS_KEY", ACCESS_KEY)
+        .env("S3_SECRET_KEY", SECRET_KEY)
+        .envs(lambda.bootstrap_env());
+    let mut bootstrap = Process::spawn("cdc-capture (Lambda)", &mut command).unwrap();
+    bootstrap.wait_for_log("capture running in Lambda mode", DEADLINE).unwrap();
+
+    let invoke = |payload: serde_json::Value| -> serde_json::Value {
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("{}/2015-03-31/functions/cdc-capture/invocations", lambda.invoke_endpoint()))
+                .json(&payload)
+                .send()
+                .await
+                .unwrap();
+            assert!(response.headers().get("X-Amz-Function-Error").is_none(), "the burst failed: {:?}", response.text().await);
+            response.json().await.unwrap()
+        })
+    };
+    let burst = serde_json::json!({"maxDurationMs": 1500});
+    invoke(burst.clone());
+    db.execute("INSERT INTO shop.items VALUES (2, 'between bursts', 2), (3, 'between bursts', 3); UPDATE shop.items SET qty = 10 WHERE id = 1").unwrap();
+    invoke(burst.clone());
+    db.execute("DELETE FROM shop.items WHERE id = 2; INSERT INTO shop.items VALUES (4, 'last', 4)").unwrap();
+    invoke(burst);
+    let (status, log) = bootstrap.terminate().unwrap();
+    assert!(status.success(), "{status}:\n{log}");
+    assert_eq!(log.matches("capture stopped").count(), 3, "one bounded run per invocation:\n{log}");
+
+    let changes = JsonLinesBus::read_changes(&dir.path().join("events.jsonl")).unwrap();
+    let (captured, _) = apply(&changes);
+    assert_eq!(captured, select_all(&db));
+    let client = connection.client().clone();
+    let keys = connection
+        .block_on(async move { client.list_objects_v2().bucket("lake").prefix("capture/").send().await.unwrap().contents().len() })
+        .unwrap();
+    assert!(keys > 0, "checkpoints in the bucket");
+}

@@ -42,7 +42,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use crate::checkpoints::{error_chain, Checkpoints, SaveError};
-use crate::{object_sink, s3_options, s3_output, write_records, Failpoint, JOB, STATE_NAME};
+use crate::{object_sink, s3_output, write_records, Failpoint, JOB, STATE_NAME};
 
 /// What every invocation of this sandbox shares.
 struct LambdaSink {
@@ -65,7 +65,7 @@ struct LambdaSink {
 pub async fn run(function: Function, env: LambdaEnv) -> anyhow::Result<()> {
     let config = function.config().clone();
     let (bucket, prefix) = s3_output(&config).context("in Lambda mode the object sink writes to an object store")?;
-    let s3 = s3_options(&config);
+    let s3 = cdc_runtime::s3_options(&config);
     let connection = tokio::task::block_in_place(|| s3.connect()).context("building the S3 client")?;
     let staging_root = match &config.s3.staging_dir {
         Some(dir) => dir.clone(),
@@ -100,11 +100,10 @@ pub async fn run(function: Function, env: LambdaEnv) -> anyhow::Result<()> {
             }
         }
     };
-    let shutdown = function.shutdown().clone();
-    tokio::select! {
-        served = cdc_lambda::run_handler(&env, handler) => served.map_err(|e| anyhow::anyhow!("Lambda Runtime API loop: {e}")),
-        _ = shutdown.wait() => Ok(()),
-    }
+    // SIGTERM ends the loop once the invocation in flight, if any, has answered.
+    cdc_lambda::serve(&env, handler, function.shutdown().wait())
+        .await
+        .map_err(|e| anyhow::anyhow!("Lambda Runtime API loop: {e}"))
 }
 
 impl LambdaSink {

@@ -77,24 +77,6 @@ async fn main() -> ExitCode {
     cdc_runtime::run(cdc_config::Role::ObjectSink, &cli.common, run).await
 }
 
-/// The `s3.*` settings, with `OUTPUT_MAX_RETRIES` as the retry budget of every request.
-fn s3_options(config: &Config) -> S3Options {
-    let s3 = &config.s3;
-    let mut options = S3Options::new()
-        .with_path_style(s3.path_style_access)
-        .with_max_retries(config.output.max_retries);
-    if let Some(endpoint) = &s3.endpoint {
-        options = options.with_endpoint(endpoint.clone());
-    }
-    if let Some(region) = &s3.region {
-        options = options.with_region(region.clone());
-    }
-    if let (Some(id), Some(secret)) = (&s3.access_key, &s3.secret_key) {
-        options = options.with_credentials(id.expose(), secret.expose());
-    }
-    options
-}
-
 /// The sink for `OUTPUT_PATH`: objects for `s3://…`, files for a local directory.
 fn build_sink(config: &Config, s3: &S3Options) -> anyhow::Result<FileSink> {
     let output = &config.output;
@@ -178,7 +160,7 @@ async fn run(function: Function) -> anyhow::Result<()> {
     // `storage`: the object store and the sink; down until recovered, and after a failure.
     function.health().declare("storage");
 
-    let s3 = s3_options(&config);
+    let s3 = cdc_runtime::s3_options(&config);
     let metrics = function.context().metrics().clone();
     let (mut checkpoints, mut sink) = tokio::task::block_in_place(|| {
         let checkpoints = Checkpoints::open(&config, JOB, &s3, metrics.clone())?;

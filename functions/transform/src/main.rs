@@ -328,9 +328,8 @@ async fn run_lambda(function: &Function, env: &cdc_lambda::LambdaEnv, stage: Sta
             })
         }
     };
-    let shutdown = function.shutdown().clone();
-    tokio::select! {
-        served = cdc_lambda::run_handler(env, handler) => served.map_err(|e| anyhow::anyhow!("Lambda Runtime API loop: {e}")),
-        _ = shutdown.wait() => Ok(()),
-    }
+    // SIGTERM ends the loop once the invocation in flight, if any, has answered.
+    cdc_lambda::serve(env, handler, function.shutdown().wait())
+        .await
+        .map_err(|e| anyhow::anyhow!("Lambda Runtime API loop: {e}"))
 }

@@ -20,6 +20,34 @@ use serde_json::Value;
 /// The error type handlers return; its `Display` becomes the invocation's `errorMessage`.
 pub type HandlerError = lambda_runtime::Error;
 
+/// Runs the Lambda Runtime API loop with `handler` until `stop` resolves (the function's
+/// SIGTERM: Lambda sends one before it shuts a sandbox down) and no invocation is in flight,
+/// so an invocation that has started ends as it would have (its checkpoint taken, its answer
+/// sent) rather than being cut off.
+pub async fn serve<F, Fut, S>(env: &LambdaEnv, handler: F, stop: S) -> Result<(), HandlerError>
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = Result<Value, HandlerError>>,
+    S: Future<Output = ()>,
+{
+    let in_flight = tokio::sync::Mutex::new(());
+    let handler = |event: Value| {
+        let in_flight = &in_flight;
+        let invocation = handler(event);
+        async move {
+            let _busy = in_flight.lock().await;
+            invocation.await
+        }
+    };
+    tokio::select! {
+        served = run_handler(env, handler) => served,
+        _ = async {
+            stop.await;
+            let _idle = in_flight.lock().await;
+        } => Ok(()),
+    }
+}
+
 /// Runs the Lambda Runtime API loop with `handler` until the runtime stops it. A handler error
 /// is reported to the Runtime API as the invocation's error (so the invoker sees a function
 /// error and may retry); it does not end the loop.

@@ -50,10 +50,13 @@ impl Checkpointer {
     /// each has its own sub-directory; the caller passes a distinct `job`).
     pub fn open(config: &Config, job: &str, metrics: Arc<PipelineMetrics>) -> anyhow::Result<Self> {
         let dir = &config.state_backend.checkpoint_dir;
-        let backend = StateLocation::parse(dir)
-            .with_context(|| format!("CHECKPOINT_DIR={dir}"))?
-            .open()
-            .with_context(|| format!("opening the checkpoint directory {dir}"))?;
+        let location = StateLocation::parse(dir).with_context(|| format!("CHECKPOINT_DIR={dir}"))?;
+        #[cfg(feature = "s3")]
+        let backend = location.open_with(&crate::s3_options(config));
+        // Without the feature an s3:// location is refused with a message saying so.
+        #[cfg(not(feature = "s3"))]
+        let backend = location.open();
+        let backend = backend.with_context(|| format!("opening the checkpoint directory {dir}"))?;
         let retained = usize::try_from(config.checkpoint.retained_number)
             .ok()
             .and_then(NonZeroUsize::new)

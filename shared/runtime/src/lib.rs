@@ -46,6 +46,26 @@ use cdc_telemetry::{AlertRules, AlertingOptions, FunctionContext, Health, Pipeli
 pub use checkpoint::Checkpointer;
 pub use datahub::datahub_client;
 
+/// The `s3.*` settings as S3 client options, with `OUTPUT_MAX_RETRIES` as the retry budget of
+/// every request: for checkpoints in S3 and for the object sink's output.
+#[cfg(feature = "s3")]
+pub fn s3_options(config: &Config) -> cdc_state::s3::S3Options {
+    let s3 = &config.s3;
+    let mut options = cdc_state::s3::S3Options::new()
+        .with_path_style(s3.path_style_access)
+        .with_max_retries(config.output.max_retries);
+    if let Some(endpoint) = &s3.endpoint {
+        options = options.with_endpoint(endpoint.clone());
+    }
+    if let Some(region) = &s3.region {
+        options = options.with_region(region.clone());
+    }
+    if let (Some(id), Some(secret)) = (&s3.access_key, &s3.secret_key) {
+        options = options.with_credentials(id.expose(), secret.expose());
+    }
+    options
+}
+
 /// Exit code when the configuration is invalid (as `sysexits` EX_USAGE-like tools do: the
 /// operator must change something before a restart can help).
 pub const EXIT_CONFIG: u8 = 2;
