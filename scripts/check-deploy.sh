@@ -71,12 +71,12 @@ if ! command -v kubectl >/dev/null; then
   echo "kubectl is missing (install Kubernetes' kubectl package; not Debian's kubernetes-client)"
   exit 1
 fi
-if ! command -v kubernetes-validate >/dev/null || ! $PY -c 'import jsonschema, yaml' 2>/dev/null; then
+if ! command -v kubernetes-validate >/dev/null || ! command -v cfn-lint >/dev/null || ! $PY -c 'import jsonschema, yaml' 2>/dev/null; then
   if [[ -n "${CHECK_DEPLOY_NO_INSTALL:-}" ]]; then
-    echo "missing Python packages (kubernetes-validate, jsonschema, pyyaml)"; exit 1
+    echo "missing Python packages (kubernetes-validate, cfn-lint, jsonschema, pyyaml)"; exit 1
   fi
-  echo "installing kubernetes-validate jsonschema pyyaml (pip)"
-  $PY -m pip install -q kubernetes-validate jsonschema pyyaml >"$WORK/pip.log" 2>&1 \
+  echo "installing kubernetes-validate cfn-lint jsonschema pyyaml (pip)"
+  $PY -m pip install -q kubernetes-validate cfn-lint jsonschema pyyaml >"$WORK/pip.log" 2>&1 \
     || { echo "pip install failed:"; tail -20 "$WORK/pip.log"; exit 1; }
   hash -r
 fi
@@ -220,6 +220,22 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+echo "== Lambda (deploy/lambda)"
+step "cfn-lint on the SAM template" cfn-lint deploy/lambda/template.yaml
+# Every function that has a Lambda mode is deployed by the template, from its zip.
+lambda_functions() {
+  local f missing=0 n=0
+  for f in $FUNCTIONS; do
+    grep -rqs "LambdaEnv::detect" "functions/$f/src" || continue
+    n=$((n + 1))
+    grep -q "CodeUri: ../../target/lambda/$f/bootstrap.zip" deploy/lambda/template.yaml || { echo "$f has a Lambda mode but no function in template.yaml"; missing=1; }
+    grep -qw "$f" deploy/lambda/build.sh || { echo "$f is not built by deploy/lambda/build.sh"; missing=1; }
+  done
+  ((missing == 0)) && echo "$n Lambda-mode functions, each in template.yaml and build.sh"
+}
+step "every Lambda-mode function is packaged and deployed" lambda_functions
+
+# ---------------------------------------------------------------------------------------------
 echo "== Nix"
 nix_parse() {
   local n=0 f
@@ -292,6 +308,8 @@ expect_failure "compose policy without cap_drop and with a fixed container_name"
 cp -r "$FLAKE" "$NEG/flake"
 sed -i 's/User = "${uid}:${uid}";/User = "0:0";/' "$NEG/flake/nix/image.nix"
 expect_failure "stub flake check of an image running as root" "${NIX[@]}" flake check --no-build "${STUB[@]}" "path:$NEG/flake"
+sed 's/FunctionName: !Ref TransformFunction/FunctionName: !Ref TransfromFunction/' deploy/lambda/template.yaml >"$NEG/template.yaml"
+expect_failure "cfn-lint on a template with a dangling !Ref" cfn-lint "$NEG/template.yaml"
 
 # ---------------------------------------------------------------------------------------------
 echo

@@ -62,3 +62,11 @@ if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bi
   echo "installing s3s-fs 0.14.1"
   cargo install --locked s3s-fs --version 0.14.1 --features binary
 fi
+
+# Lambda zips (deploy/lambda/build.sh): cargo-lambda from PyPI, which brings zig (the ziglang
+# package) as the linker that targets Amazon Linux's glibc.
+if ! command -v cargo-lambda >/dev/null 2>&1; then
+  echo "installing cargo-lambda (pip)"
+  python3 -m pip install -q --disable-pip-version-check cargo-lambda==1.9.2
+  hash -r
+fi

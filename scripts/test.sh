@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 # Building everything first also puts every function binary in target/debug, which the
 # process-level tests start.
 cargo build --workspace --all-targets --locked
+# The Lambda zips (release, linked by zig for Amazon Linux); object-sink's Lambda-mode test
+# runs the bootstrap from its zip.
+deploy/lambda/build.sh
+export OBJECT_SINK_LAMBDA_ZIP="$PWD/target/lambda/object-sink/bootstrap.zip"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 # Doc tests are not run by nextest.
 cargo test --workspace --doc --locked

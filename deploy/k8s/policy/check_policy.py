@@ -24,7 +24,7 @@ import yaml
 
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 SECRET_VARS = {"DATABASE_PASSWORD", "DATAHUB_ACCESS_ID", "DATAHUB_ACCESS_KEY",
-               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+               "S3_ACCESS_KEY", "S3_SECRET_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
 def pod_spec(obj):

@@ -11,6 +11,10 @@
 //! invocation was retried with the same batch: the after-save retry found its rows already
 //! written (completing the earlier attempt's uploads), the after-prepare retry wrote them.
 //!
+//! The sandbox runs the `bootstrap` of the Lambda zip when `OBJECT_SINK_LAMBDA_ZIP` names one
+//! (`deploy/lambda/build.sh object-sink`; the project's test command sets it), else this
+//! package's debug binary.
+//!
 //! Binaries: `datahub-local` and `datahub-relay` from the same target directory
 //! (`cargo build -p datahub-local -p datahub-relay` first; `scripts/test.sh` builds the
 //! workspace).
@@ -18,7 +22,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use cdc_lambda::{InvokeOutcome, LocalLambda};
@@ -28,13 +34,28 @@ use serde_json::Value;
 
 const FUNCTION: &str = "object-sink";
 
+/// The function's `bootstrap`: unpacked from `OBJECT_SINK_LAMBDA_ZIP` into `dir`, or the
+/// debug binary.
+fn bootstrap(dir: &Path) -> PathBuf {
+    let Some(zip) = std::env::var_os("OBJECT_SINK_LAMBDA_ZIP") else {
+        return PathBuf::from(env!("CARGO_BIN_EXE_object-sink"));
+    };
+    // Python's zipfile: no unzip needed; it does not keep the mode bits, so set them after.
+    let status = Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&zip).arg(dir).status().expect("python3 runs");
+    assert!(status.success(), "unpacking {}", Path::new(&zip).display());
+    let path = dir.join("bootstrap");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("bootstrap is executable");
+    println!("bootstrap from {}", Path::new(&zip).display());
+    path
+}
+
 /// A sandbox: the function's bootstrap under the local Runtime API, dying at `failpoint`.
-fn sandbox(name: &'static str, env: &[(String, String)], failpoint: Option<&str>) -> cdc_localdb::process::Process {
+fn sandbox(name: &'static str, bootstrap: &Path, env: &[(String, String)], failpoint: Option<&str>) -> cdc_localdb::process::Process {
     let mut env = env.to_vec();
     if let Some(point) = failpoint {
         env.push(("OBJECT_SINK_FAILPOINT".into(), point.into()));
     }
-    let mut process = spawn(name, &PathBuf::from(env!("CARGO_BIN_EXE_object-sink")), &env);
+    let mut process = spawn(name, bootstrap, &env);
     wait_for(&mut process, "object sink running in Lambda mode");
     process
 }
@@ -63,16 +84,17 @@ fn the_relay_invokes_the_lambda_mode_sink_and_retried_invocations_duplicate_noth
         .map(|(k, v)| (k.to_owned(), v)),
     );
 
-    let mut first = sandbox("object-sink sandbox 1", &sink_env, Some("after-save:3"));
+    let bootstrap = bootstrap(world.dir.path());
+    let mut first = sandbox("object-sink sandbox 1", &bootstrap, &sink_env, Some("after-save:3"));
     let mut relay = spawn("datahub-relay", &sibling_binary("datahub-relay"), &relay_env);
     wait_for(&mut relay, "datahub relay running");
     wait_for(&mut first, "aborting at after-save");
     first.kill();
     // The next sandbox polls, the open invocation fails with Runtime.ExitError, the relay retries.
-    let mut second = sandbox("object-sink sandbox 2", &sink_env, Some("after-prepare:2"));
+    let mut second = sandbox("object-sink sandbox 2", &bootstrap, &sink_env, Some("after-prepare:2"));
     wait_for(&mut second, "aborting at after-prepare");
     second.kill();
-    let mut third = sandbox("object-sink sandbox 3", &sink_env, None);
+    let mut third = sandbox("object-sink sandbox 3", &bootstrap, &sink_env, None);
     wait_for(&mut third, "batch committed");
 
     let total = world.stop_producing();
