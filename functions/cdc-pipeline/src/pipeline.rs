@@ -1,5 +1,6 @@
-//! Every stage in one process: capture → the embedded DataHub-compatible log → file sink, with
-//! one checkpoint cycle.
+//! Every stage in one process: capture → the embedded DataHub-compatible log → transform
+//! (`TRANSFORM_CONFIG`, optional: file-sink's transform stage) → file sink, with one checkpoint
+//! cycle.
 //!
 //! The cycle is Flink's two-phase commit. Capture's batches are appended to the log (durable
 //! before capture's resume position advances); the sink reads the log and writes in-progress
@@ -21,6 +22,7 @@ use cdc_mysql::{BatchOptions, BinlogReaderConfig, CapturePlan, CaptureState, Cap
 use cdc_runtime::{Checkpointer, Function};
 use cdc_sink::{FileSink, Record, SinkOptions};
 use cdc_state::SinkState;
+use file_sink::transform::{Staged, TransformStage};
 
 /// The checkpoint job name of the all-in-one pipeline.
 pub const JOB: &str = "cdc-pipeline";
@@ -108,6 +110,7 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
     let mut sink = FileSink::new(SinkOptions::from_output(&config.output)?);
     let offsets = tokio::task::block_in_place(|| sink.recover(sink_state.as_ref()))?;
     let mut next_offset = offsets.get(SHARD).unwrap_or_else(|| shard.bounds().oldest);
+    let mut transform = file_sink::transform::load(&config)?.map(|rules| TransformStage::new(rules, sink.options(), &offsets));
     function.health().set_up("storage");
 
     let source = SourceOptions::from_config(&config.database)?;
@@ -180,39 +183,51 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
                 metrics.add_sent("capture", changes);
                 metrics.add_in(changes);
                 function.health().set_detail("capture", stream.state().summary());
-                drain(&shard, &mut next_offset, &mut sink, &function)?;
+                drain(&shard, &mut next_offset, &mut sink, transform.as_mut(), &function)?;
             }
             _ = rolling.tick() => {
                 tokio::task::block_in_place(|| sink.poll_rolling())?;
             }
         }
         if checkpointer.is_due() {
-            checkpoint(&mut checkpointer, &mut sink, stream.state(), &mut summary).await?;
+            checkpoint(&mut checkpointer, &mut sink, transform.as_mut(), stream.state(), &mut summary).await?;
         }
     }
-    drain(&shard, &mut next_offset, &mut sink, &function)?;
-    checkpoint(&mut checkpointer, &mut sink, stream.state(), &mut summary).await.context("final checkpoint")?;
+    drain(&shard, &mut next_offset, &mut sink, transform.as_mut(), &function)?;
+    checkpoint(&mut checkpointer, &mut sink, transform.as_mut(), stream.state(), &mut summary).await.context("final checkpoint")?;
     summary.last_position = stream.state().last_published.clone();
     tracing::info!(resume = %stream.state().resume, rows = summary.rows_captured, files = summary.files_committed, "pipeline stopped");
     Ok(summary)
 }
 
-/// Feeds every record appended since `next_offset` to the sink.
-fn drain(shard: &ShardLog, next_offset: &mut u64, sink: &mut FileSink, function: &Function) -> anyhow::Result<()> {
+/// Feeds every record appended since `next_offset` through the transform (if any) to the sink.
+fn drain(shard: &ShardLog, next_offset: &mut u64, sink: &mut FileSink, mut transform: Option<&mut TransformStage>, function: &Function) -> anyhow::Result<()> {
     loop {
         let records = shard.read(*next_offset, 1000, 8 << 20)?;
         if records.is_empty() {
             return Ok(());
         }
+        let shard_id: Arc<str> = Arc::from(SHARD);
         tokio::task::block_in_place(|| -> anyhow::Result<()> {
             for stored in records {
                 let event = cdc_event::debezium::from_slice(&stored.payload)
                     .with_context(|| format!("decoding log record {} of shard {SHARD}", stored.sequence))?;
                 let latency_ms = (now_ms() - event.commit_ts_ms).max(0);
+                *next_offset = stored.sequence + 1;
+                let event = match transform.as_deref_mut() {
+                    None => event,
+                    Some(stage) => match stage.apply(sink.committed(), &shard_id, stored.sequence, event)? {
+                        Staged::Write(event) => event,
+                        Staged::Filtered | Staged::Duplicate => continue,
+                        Staged::DeadLettered => {
+                            function.metrics().add_dead_lettered(1);
+                            continue;
+                        }
+                    },
+                };
                 sink.write(Record::new(SHARD, stored.sequence, event))?;
                 function.metrics().observe_latency(Duration::from_millis(latency_ms as u64));
                 function.metrics().add_out(1);
-                *next_offset = stored.sequence + 1;
             }
             Ok(())
         })?;
@@ -233,15 +248,23 @@ async fn checkpoint_capture(checkpointer: &mut Checkpointer, sink: &FileSink, ca
 async fn checkpoint(
     checkpointer: &mut Checkpointer,
     sink: &mut FileSink,
+    mut transform: Option<&mut TransformStage>,
     capture: &CaptureState,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
-    let sink_state = tokio::task::block_in_place(|| sink.prepare_checkpoint())?;
+    let mut sink_state = tokio::task::block_in_place(|| sink.prepare_checkpoint())?;
+    if let Some(stage) = transform.as_deref_mut() {
+        // Its dead-letter files, consumed offsets and marks ride on the sink's state.
+        tokio::task::block_in_place(|| stage.prepare(&mut sink_state)).context("closing transform dead-letter files for a checkpoint")?;
+    }
     let mut checkpoint = checkpointer.new_checkpoint();
     checkpoint.put_state(CAPTURE_STATE, capture)?;
     checkpoint.put_state(SINK_STATE, &sink_state)?;
     checkpointer.checkpoint(checkpoint).await?;
     let report = tokio::task::block_in_place(|| sink.commit(&sink_state))?;
+    if let Some(stage) = transform {
+        stage.committed(&sink_state);
+    }
     summary.files_committed += report.renamed as u64;
     summary.checkpoints += 1;
     tracing::info!(

@@ -28,7 +28,6 @@
 //! not a Debezium envelope cannot be given to the sink (whose dead-letter queue takes change
 //! events); it is counted as failed and logged with its shard and sequence.
 
-mod transform;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,7 +40,7 @@ use cdc_runtime::{Checkpointer, Function, FunctionArgs};
 use cdc_sink::{read_dead_letters, FileSink, Record, SinkOptions, WriteOutcome};
 use cdc_state::SinkState;
 use clap::{Parser, Subcommand};
-use transform::{Staged, TransformStage};
+use file_sink::transform::{self, Staged, TransformStage};
 
 /// Writes the change events of a DataHub topic as files, exactly once.
 #[derive(Debug, Parser)]

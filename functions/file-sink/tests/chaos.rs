@@ -31,11 +31,6 @@ use common::{ChaosSettings, Stage, Workload};
 const BUCKET: &str = "lake";
 const OBJECTS_PREFIX: &str = "out";
 
-/// The transform rule: `accounts.secret` must only ever reach the files masked.
-const RULES: &str = "rules:\n  - table: shop.accounts\n    mask: {secret: redact}\n";
-/// `accounts` as the files must show it: `redact` writes `***` for every non-null value.
-const ACCOUNTS_MASKED: &str = "SELECT id, owner, IF(secret IS NULL, NULL, '***'), balance FROM shop.accounts";
-
 fn binary(name: &str) -> std::path::PathBuf {
     common::sibling_binary(env!("CARGO_BIN_EXE_file-sink"), name)
 }
@@ -49,7 +44,7 @@ fn every_stage_stays_exact_under_random_sigkills_and_a_schema_change() {
     let db = LocalMariaDb::start().expect("MariaDB starts");
     db.execute(&format!("CREATE DATABASE shop; {}; {}", common::ITEMS_DDL, common::ACCOUNTS_DDL)).expect("schema");
     let rules = dir.join("rules.yml");
-    std::fs::write(&rules, RULES).expect("rules file");
+    std::fs::write(&rules, common::TRANSFORM_RULES).expect("rules file");
 
     // datahub-local keeps its port across restarts: the other stages' endpoint is fixed.
     let port = common::free_port();
@@ -129,10 +124,10 @@ fn every_stage_stays_exact_under_random_sigkills_and_a_schema_change() {
     for name in ["cdc-capture", "transform", "file-sink", "datahub-relay", "object-sink (Lambda)", "datahub-local"] {
         stages.iter_mut().filter(|s| s.name == name).for_each(Stage::terminate);
     }
-    let (rows, files) = common::assert_exact(&db, &out, ACCOUNTS_MASKED);
+    let (rows, files) = common::assert_exact(&db, &out, common::ACCOUNTS_MASKED);
     common::print_report(&report, rows, files, started.elapsed());
     download_new(&connection, &copy, &mut downloaded);
-    let (rows, objects) = common::assert_exact(&db, &copy.join(OBJECTS_PREFIX), ACCOUNTS_MASKED);
+    let (rows, objects) = common::assert_exact(&db, &copy.join(OBJECTS_PREFIX), common::ACCOUNTS_MASKED);
     let failed = lambda.invocations().iter().filter(|i| !matches!(i.outcome, cdc_lambda::InvokeOutcome::Success(_))).count();
     println!("chaos: Lambda path exact too: {rows} committed rows in {objects} objects; {} invocations, {failed} failed and retried", lambda.invocations().len());
     // Passed: nothing to look at afterwards.

@@ -330,6 +330,12 @@ impl Workload {
 /// 64 keys miss one of 4 key-hashed shards with a probability of 4·(3/4)^64 ≈ 4·10⁻⁸.
 pub const MARKERS: i64 = 64;
 
+/// The transform rule of the chaos tests: `accounts.secret` must only ever reach the files
+/// masked.
+pub const TRANSFORM_RULES: &str = "rules:\n  - table: shop.accounts\n    mask: {secret: redact}\n";
+/// `accounts` as the files must show it: `redact` writes `***` for every non-null value.
+pub const ACCOUNTS_MASKED: &str = "SELECT id, owner, IF(secret IS NULL, NULL, '***'), balance FROM shop.accounts";
+
 pub fn insert_markers(db: &LocalMariaDb) {
     let values: Vec<String> = (1..=MARKERS).map(|i| format!("(-{i}, 'marker', 0)")).collect();
     db.execute(&format!("INSERT INTO shop.items (id, name, qty) VALUES {}", values.join(","))).expect("markers");
