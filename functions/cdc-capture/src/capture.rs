@@ -39,11 +39,7 @@ struct RemoteBus {
 impl RemoteBus {
     fn new(url: &str, config: &Config) -> anyhow::Result<Self> {
         let datahub = &config.datahub;
-        let mut client = cdc_datahub::DatahubClient::builder(url).with_max_retries(datahub.max_retries).with_ssl_verify(datahub.ssl_verify);
-        if let (Some(id), Some(key)) = (&datahub.access_id, &datahub.access_key) {
-            client = client.with_credentials(id.expose(), key.expose());
-        }
-        let client = client.build().with_context(|| format!("DATAHUB_ENDPOINT={url}"))?;
+        let client = cdc_runtime::datahub_client(url, datahub, datahub.max_retries, std::time::Duration::from_secs(120))?;
         // The shard count of a topic created on datahub-local; the service's topics are made by
         // operators. Read here until cdc-config has a `datahub.shardCount` row.
         let shard_count = match std::env::var("DATAHUB_SHARD_COUNT") {

@@ -71,11 +71,7 @@ async fn run(function: Function) -> anyhow::Result<()> {
         Some(DatahubEndpoint::Remote(url)) => url.clone(),
         other => bail!("datahub-relay reads a DataHub topic: DATAHUB_ENDPOINT must be a DataHub or datahub-local URL, got {other:?}"),
     };
-    let mut builder = DatahubClient::builder(&url).with_max_retries(datahub.max_retries).with_ssl_verify(datahub.ssl_verify);
-    if let (Some(id), Some(key)) = (&datahub.access_id, &datahub.access_key) {
-        builder = builder.with_credentials(id.expose(), key.expose());
-    }
-    let client = Arc::new(builder.build().with_context(|| format!("DATAHUB_ENDPOINT={url}"))?);
+    let client = Arc::new(cdc_runtime::datahub_client(&url, datahub, datahub.max_retries, Duration::from_secs(120))?);
     let target = build_target(&config.relay)?;
     function.health().set_detail("target", target.describe().into());
     function.health().declare(HEALTH_CHECK);
