@@ -4,7 +4,9 @@
 //! `MARIADB_IMAGE` (default `cdc/mariadb:local`), `S3_IMAGE` (default `cdc/s3s-fs:local`),
 //! `CDC_IMAGE_TAG` (default [`DEFAULT_TAG`]) for `cdc/<function>:<tag>`, or one image per
 //! function with `<FUNCTION>_IMAGE` (`CDC_CAPTURE_IMAGE`, `DATAHUB_LOCAL_IMAGE`,
-//! `FILE_SINK_IMAGE`, `DATAHUB_RELAY_IMAGE`, `OBJECT_SINK_IMAGE`).
+//! `FILE_SINK_IMAGE`, `DATAHUB_RELAY_IMAGE`, `OBJECT_SINK_IMAGE`, `TRANSFORM_IMAGE`,
+//! `CDC_PIPELINE_IMAGE`). [`functions`] lists every function of the workspace (the crates
+//! under `functions/`, as `deploy/images/build.sh` does).
 //!
 //! [`ensure`] makes sure the images a test needs are present, without pulling: our function
 //! images are (re)built with `deploy/images/build.sh` from the debug binaries next to the test
@@ -36,6 +38,26 @@ pub const CDC_CAPTURE: &str = "cdc-capture";
 pub const FILE_SINK: &str = "file-sink";
 pub const OBJECT_SINK: &str = "object-sink";
 pub const DATAHUB_RELAY: &str = "datahub-relay";
+pub const TRANSFORM: &str = "transform";
+pub const CDC_PIPELINE: &str = "cdc-pipeline";
+
+/// Every function of the workspace: the directories under `functions/` with a `Cargo.toml`
+/// (the rule `deploy/images/build.sh` builds all images by), sorted by name.
+pub fn functions() -> anyhow::Result<Vec<String>> {
+    let dir = workspace_root().join("functions");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if entry.path().join("Cargo.toml").is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        bail!("no function crate under {}", dir.display());
+    }
+    Ok(names)
+}
 
 /// An image reference split the way testcontainers takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +136,7 @@ fn state_dir() -> PathBuf {
 /// What a test needs.
 #[derive(Debug, Clone, Default)]
 pub struct Needs {
-    pub functions: Vec<&'static str>,
+    pub functions: Vec<String>,
     pub mariadb: bool,
     pub s3: bool,
 }
@@ -134,8 +156,8 @@ pub fn ensure(needs: &Needs) -> anyhow::Result<()> {
 
     let tag = tag();
     let bin = bin_dir();
-    let mut stale: Vec<&'static str> = Vec::new();
-    for &function in &needs.functions {
+    let mut stale: Vec<&str> = Vec::new();
+    for function in needs.functions.iter().map(String::as_str) {
         let image = function_image(function);
         if ensured.contains(&image.reference()) {
             continue;
@@ -148,7 +170,7 @@ pub fn ensure(needs: &Needs) -> anyhow::Result<()> {
         }
         let binary = bin.join(function);
         let stamp = binary_stamp(&binary).with_context(|| {
-            format!("{} is missing: build the functions first (cargo build -p cdc-capture -p datahub-local -p file-sink -p datahub-relay -p object-sink)", binary.display())
+            format!("{} is missing: build the function first (cargo build -p {function})", binary.display())
         })?;
         let recorded = std::fs::read_to_string(stamp_path(function, &tag)).unwrap_or_default();
         let fresh = image_id(&image).is_some_and(|id| recorded.trim() == format!("{stamp} {id}"));
@@ -178,7 +200,7 @@ pub fn ensure(needs: &Needs) -> anyhow::Result<()> {
             std::fs::write(stamp_path(function, &tag), format!("{stamp} {id}\n")).context("writing the build stamp")?;
         }
     }
-    for &function in &needs.functions {
+    for function in &needs.functions {
         ensured.insert(function_image(function).reference());
     }
 
@@ -227,6 +249,12 @@ fn require_present(image: &ImageRef, why: &str) -> anyhow::Result<()> {
 /// The image's ID, `None` when the engine has no such image.
 pub fn image_id(image: &ImageRef) -> Option<String> {
     docker(&["image", "inspect", "--format", "{{.Id}}", &image.reference()]).ok().map(|id| id.trim().to_owned())
+}
+
+/// The image's size in bytes, as `docker image inspect -f '{{.Size}}'` reports it.
+pub fn image_size(image: &ImageRef) -> anyhow::Result<u64> {
+    let text = docker(&["image", "inspect", "--format", "{{.Size}}", &image.reference()])?;
+    text.trim().parse().with_context(|| format!("the size of {image}: {text:?}"))
 }
 
 /// Size and modification time of a binary: a rebuilt binary changes them.

@@ -84,3 +84,27 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// The status code `GET http://127.0.0.1:<port><path>` answers (HTTP/1.1, connection closed
+/// after the answer; 5 s at most).
+pub async fn http_status(port: u16, path: &str) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .with_context(|| format!("GET 127.0.0.1:{port}{path}: no answer within 5 s"))?
+        .with_context(|| format!("GET 127.0.0.1:{port}{path}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    let status_line = text.lines().next().unwrap_or_default();
+    status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("GET 127.0.0.1:{port}{path}: not an HTTP answer: {status_line:?}"))
+}

@@ -23,6 +23,8 @@ pub const SHARDS: &str = "4";
 pub const CHECKPOINT_INTERVAL_MS: &str = "500";
 /// The DataHub API port of datahub-local inside the network.
 pub const DATAHUB_PORT: u16 = 9091;
+/// The ops port (`/health`, `/metrics`) of every function image (`MONITORING_PORT`).
+pub const MONITORING_PORT: u16 = 8080;
 
 /// The log line each function writes once it runs (the readiness condition).
 pub fn ready_line(function: &str) -> &'static str {
@@ -32,6 +34,8 @@ pub fn ready_line(function: &str) -> &'static str {
         "file-sink" => "file sink running",
         "object-sink" => "object sink running",
         "datahub-relay" => "datahub relay running",
+        "transform" => "transform running",
+        "cdc-pipeline" => "streaming the binlog",
         other => panic!("no ready line known for {other}"),
     }
 }
@@ -71,18 +75,26 @@ pub fn checkpoint_env() -> Vec<(String, String)> {
     ]
 }
 
-/// MariaDB, datahub-local and cdc-capture streaming the source's binlog into the topic.
-pub async fn start_source_and_capture(topology: &mut Topology, seed: u64) -> anyhow::Result<Source> {
-    let source = source::start(topology, &images::mariadb_image(), seed).await?;
-    let datahub = function(
-        DATAHUB_LOCAL,
-        vec![("DATAHUB_LOCAL_PORT".into(), DATAHUB_PORT.to_string()), ("DATAHUB_LOCAL_DATA_DIR".into(), "/var/lib/datahub-local".into())],
-    );
-    topology.start(DATAHUB_LOCAL, datahub, &[]).await?;
+/// datahub-local's settings: the DataHub API on [`DATAHUB_PORT`], the log in the image's
+/// state directory.
+pub fn datahub_local_env() -> Vec<(String, String)> {
+    vec![("DATAHUB_LOCAL_PORT".into(), DATAHUB_PORT.to_string()), ("DATAHUB_LOCAL_DATA_DIR".into(), "/var/lib/datahub-local".into())]
+}
+
+/// cdc-capture's settings: the source of [`source::start`] into the topic on datahub-local.
+pub fn capture_settings(topology: &Topology) -> Vec<(String, String)> {
     let mut env = datahub_env(topology, "capture");
     env.extend(source::capture_env(topology));
     env.extend(checkpoint_env());
     env.push(("DATAHUB_SHARD_COUNT".into(), SHARDS.into()));
+    env
+}
+
+/// MariaDB, datahub-local and cdc-capture streaming the source's binlog into the topic.
+pub async fn start_source_and_capture(topology: &mut Topology, seed: u64) -> anyhow::Result<Source> {
+    let source = source::start(topology, &images::mariadb_image(), seed).await?;
+    topology.start(DATAHUB_LOCAL, function(DATAHUB_LOCAL, datahub_local_env()), &[]).await?;
+    let env = capture_settings(topology);
     topology.start(CDC_CAPTURE, function(CDC_CAPTURE, env), &[]).await?;
     Ok(source)
 }

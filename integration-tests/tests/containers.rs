@@ -33,7 +33,7 @@ fn prepare(functions: &[&'static str], s3: bool) -> bool {
     if !docker_available() {
         return false;
     }
-    let needs = Needs { functions: functions.to_vec(), mariadb: true, s3 };
+    let needs = Needs { functions: functions.iter().map(|f| f.to_string()).collect(), mariadb: true, s3 };
     if let Err(e) = tokio::task::block_in_place(|| images::ensure(&needs)) {
         panic!("preparing the images: {e:#}");
     }
