@@ -178,6 +178,8 @@ fn main() -> anyhow::Result<()> {
         .env("MONITORING_PORT", "0")
         .env("LOG_LEVEL", "warn")
         .env("DATAHUB_ENDPOINT", "http://127.0.0.1:1")
+        .env("DATAHUB_ACCESS_ID", "bench")
+        .env("DATAHUB_ACCESS_KEY", "bench")
         .env("DATAHUB_PROJECT", "bench")
         .env("DATAHUB_TOPIC", "events")
         .env("OUTPUT_PATH", format!("s3://{BUCKET}/out"))
@@ -234,7 +236,15 @@ fn main() -> anyhow::Result<()> {
     let rules = out.path().join("rules.yml");
     std::fs::write(&rules, "rules: []\n")?;
     let unreachable = || "http://127.0.0.1:1".to_owned();
-    let datahub = |topic: &str| vec![("DATAHUB_ENDPOINT", unreachable()), ("DATAHUB_PROJECT", "bench".to_owned()), ("DATAHUB_TOPIC", topic.to_owned())];
+    let datahub = |topic: &str| {
+        vec![
+            ("DATAHUB_ENDPOINT", unreachable()),
+            ("DATAHUB_ACCESS_ID", "bench".to_owned()),
+            ("DATAHUB_ACCESS_KEY", "bench".to_owned()),
+            ("DATAHUB_PROJECT", "bench".to_owned()),
+            ("DATAHUB_TOPIC", topic.to_owned()),
+        ]
+    };
     let mut cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("datahub-local", vec![("DATAHUB_LOCAL_PORT", "0".into()), ("DATAHUB_LOCAL_DATA_DIR", out.path().join("log").display().to_string())]),
         ("datahub-relay", [datahub("events"), vec![("RELAY_TARGET", "stdout".into())]].concat()),

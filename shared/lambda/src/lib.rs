@@ -11,7 +11,7 @@ mod env;
 mod local;
 
 pub use env::{LambdaEnv, LambdaEnvError};
-pub use local::{Invocation, InvokeOutcome, LocalLambda};
+pub use local::{Invocation, InvokeOutcome, LocalLambda, MAX_PAYLOAD_BYTES};
 
 use std::future::Future;
 

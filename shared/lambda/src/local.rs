@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, Notify};
 
 const RUNTIME_PREFIX: &str = "/2018-06-01/runtime";
+/// Lambda's limit on a synchronous invocation's request and response payloads.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 /// How one invocation ended, as the invoker saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +109,8 @@ impl LocalLambda {
             .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // The handlers check Lambda's limit and answer as Lambda does (not axum's bare 413).
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -152,6 +156,15 @@ async fn invoke(State(shared): State<Arc<Shared>>, Path(name): Path<String>, hea
         )
             .into_response();
         response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static("ResourceNotFoundException"));
+        return response;
+    }
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        let mut response = (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(json!({"Type": "User", "message": format!("{} byte payload is too large for the RequestResponse invocation type ({MAX_PAYLOAD_BYTES} byte limit)", payload.len())})),
+        )
+            .into_response();
+        response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static("RequestTooLargeException"));
         return response;
     }
     match headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()) {

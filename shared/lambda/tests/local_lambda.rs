@@ -111,3 +111,18 @@ async fn an_unanswered_invocation_times_out_like_the_service() {
     assert_eq!(error.as_deref(), Some("Unhandled"));
     assert_eq!(body["errorType"], "Sandbox.Timedout", "{body}");
 }
+
+#[tokio::test]
+async fn a_payload_over_six_megabytes_is_refused_as_lambda_refuses_it() {
+    let lambda = LocalLambda::start("big", Duration::from_secs(10)).await.expect("start");
+    let endpoint = lambda.invoke_endpoint();
+    let response = http_client()
+        .post(format!("{endpoint}/2015-03-31/functions/big/invocations"))
+        .body(vec![b' '; cdc_lambda::MAX_PAYLOAD_BYTES + 1])
+        .send()
+        .await
+        .expect("invoke request");
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers().get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()), Some("RequestTooLargeException"));
+    assert!(lambda.invocations().is_empty(), "nothing was queued");
+}
