@@ -280,6 +280,9 @@ enum Completion {
     UploadGone,
     /// 200 with a body the SDK could not read.
     Unparsed(S3Error),
+    /// 403 on the completion: a real denial, or how some S3-compatible servers (s3s-fs) answer
+    /// for an upload id that was already completed (AWS answers 404 NoSuchUpload).
+    Denied(S3Error),
 }
 
 impl Storage for ObjectStorage {
@@ -341,6 +344,7 @@ impl Storage for ObjectStorage {
                     Err(error) => match http_status(&error) {
                         Some(412) => Ok(Completion::ObjectExists),
                         Some(404) => Ok(Completion::UploadGone),
+                        Some(403) => Ok(Completion::Denied(S3Error::request("CompleteMultipartUpload", at, error))),
                         // A 200 the SDK could not parse (some S3-compatible servers name the
                         // result element differently): decided by whether the object exists.
                         Some(200) if error.code().is_none() => Ok(Completion::Unparsed(
@@ -364,6 +368,16 @@ impl Storage for ObjectStorage {
                 if self.exists(&key)? {
                     tracing::debug!(key = %key, error = %error, "completion answered 200 with an unreadable body; the object exists");
                     Ok(CommitOutcome::Committed)
+                } else {
+                    Err(self.request_error("CompleteMultipartUpload", &key, error))
+                }
+            }
+            // Decided by the object: there, the upload was completed before (the name carries
+            // the offsets, so it holds the same rows); absent, the denial is real.
+            Completion::Denied(error) => {
+                if self.exists(&key)? {
+                    tracing::debug!(key = %key, error = %error, "completion denied, but the object exists: completed before");
+                    Ok(CommitOutcome::AlreadyCommitted)
                 } else {
                     Err(self.request_error("CompleteMultipartUpload", &key, error))
                 }

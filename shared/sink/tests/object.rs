@@ -470,3 +470,30 @@ fn dead_letter_replay_refuses_an_object_store_output() {
         other => panic!("expected a Config error, got {other:?}"),
     }
 }
+
+/// s3s-fs answers 403 AccessDenied, not AWS's 404 NoSuchUpload, to completing an upload that
+/// was completed already: a restart from a checkpoint whose uploads were completed (after every
+/// graceful stop) must still recover, deciding by whether the object exists.
+#[test]
+fn a_restart_after_a_completed_checkpoint_recovers_against_s3s_fs_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("s3s-data");
+    std::fs::create_dir_all(&data).expect("s3s-fs data directory");
+    let server = cdc_state::s3::testing::LocalS3Server::s3s_fs(&data).unwrap_or_else(|e| panic!("{e} (cargo install s3s-fs --features binary)"));
+    let connection = server.connect_with_bucket(BUCKET).expect("bucket");
+    let staging = dir.path().join("staging");
+    let mut sink = object_sink(&connection, "restart", &staging, OutputFormat::Json, Compression::None);
+    sink.recover(None).expect("recover");
+    write_all(&mut sink, &input());
+    let state = sink.prepare_checkpoint().expect("prepare");
+    let n = state.pending.len();
+    assert_eq!(sink.commit(&state).expect("commit").renamed, n);
+    let committed = keys(&connection, BUCKET, "restart/");
+    assert_eq!(committed.len(), n);
+
+    let mut restarted = object_sink(&connection, "restart", &staging, OutputFormat::Json, Compression::None);
+    restarted.recover(Some(&state)).expect("a restart recovers from the completed checkpoint");
+    let stats = restarted.stats();
+    assert_eq!((stats.files_committed + stats.files_already_committed) as usize, n);
+    assert_eq!(keys(&connection, BUCKET, "restart/"), committed, "nothing was added or removed");
+}
