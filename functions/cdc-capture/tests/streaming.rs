@@ -283,16 +283,10 @@ fn in_lambda_mode_scheduled_bursts_checkpoint_to_s3_and_capture_everything_once(
     bootstrap.wait_for_log("capture running in Lambda mode", DEADLINE).unwrap();
 
     let invoke = |payload: serde_json::Value| -> serde_json::Value {
-        runtime.block_on(async {
-            let response = reqwest::Client::new()
-                .post(format!("{}/2015-03-31/functions/cdc-capture/invocations", lambda.invoke_endpoint()))
-                .json(&payload)
-                .send()
-                .await
-                .unwrap();
-            assert!(response.headers().get("X-Amz-Function-Error").is_none(), "the burst failed: {:?}", response.text().await);
-            response.json().await.unwrap()
-        })
+        match runtime.block_on(lambda.invoke(&payload)) {
+            cdc_lambda::InvokeOutcome::Success(answer) => answer,
+            failed => panic!("the burst failed: {failed:?}"),
+        }
     };
     let burst = serde_json::json!({"maxDurationMs": 1500});
     invoke(burst.clone());

@@ -80,8 +80,9 @@ fn spawn(name: &str, binary: &Path, env: &[(&str, String)]) -> Process {
     Process::spawn(name, &mut command).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn start_relay(name: &str, datahub: &str, target: &str) -> Process {
-    let env = [
+/// A relay of group `relays` delivering to `{target}/{name}`.
+fn relay_env(name: &str, datahub: &str, target: &str) -> Vec<(&'static str, String)> {
+    vec![
         ("DATAHUB_ENDPOINT", datahub.to_string()),
         ("DATAHUB_ACCESS_ID", "local-id".into()),
         ("DATAHUB_ACCESS_KEY", "local-key".into()),
@@ -90,12 +91,18 @@ fn start_relay(name: &str, datahub: &str, target: &str) -> Process {
         ("DATAHUB_CONSUMER_GROUP", "relays".into()),
         ("RELAY_TARGET", "http".into()),
         ("RELAY_HTTP_URL", format!("{target}/{name}")),
-        ("RELAY_BATCH_MAX_RECORDS", "50".into()),
         ("RELAY_BATCH_LINGER", "100".into()),
+    ]
+}
+
+fn start_relay(name: &str, datahub: &str, target: &str) -> Process {
+    let mut env = relay_env(name, datahub, target);
+    env.extend([
+        ("RELAY_BATCH_MAX_RECORDS", "50".into()),
         ("RELAY_MAX_RETRIES", "3".into()),
         // datahub-local's minimum; a replica is declared dead after this much silence.
         ("RELAY_SESSION_TIMEOUT", "6000".into()),
-    ];
+    ]);
     let mut relay = spawn(&format!("datahub-relay {name}"), &sibling_binary("datahub-relay"), &env);
     relay.wait_for_log("datahub relay running", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
     relay
@@ -113,6 +120,40 @@ fn follow_held(relay: &Process, held: &mut BTreeSet<String>) {
     }
 }
 
+/// `datahub-local` on a free port with its data under `dir`: the process and its API URL.
+fn start_datahub(dir: &Path) -> (Process, String) {
+    let mut datahub = spawn(
+        "datahub-local",
+        &sibling_binary("datahub-local"),
+        &[("DATAHUB_LOCAL_PORT", "0".into()), ("DATAHUB_LOCAL_BIND", "127.0.0.1".into()), ("DATAHUB_LOCAL_DATA_DIR", dir.join("datahub").display().to_string())],
+    );
+    let seen = datahub.wait_for_log("serving the DataHub API", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+    let line = seen.lines().last().unwrap_or_default();
+    let addr = line.split("\"api_addr\":\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_else(|| panic!("no api_addr in {line}"));
+    let endpoint = format!("http://{addr}");
+    (datahub, endpoint)
+}
+
+async fn create_topic(client: &DatahubClient) {
+    client.create_project(PROJECT, "relay test").await.unwrap();
+    let spec = TopicSpec { shard_count: SHARDS, lifecycle: 1, record_type: RecordType::Blob, comment: String::new(), record_schema: None, expand_mode: None };
+    client.create_topic(PROJECT, TOPIC, &spec).await.unwrap();
+}
+
+/// The HTTP target on 127.0.0.1: what it received, and its base URL (`/{replica}` names the
+/// deliverer).
+fn serve_target(rt: &tokio::runtime::Runtime) -> (Arc<Target>, String) {
+    let target = Arc::new(Target::default());
+    let url = rt.block_on(async {
+        let app = axum::Router::new().route("/{replica}", axum::routing::post(receive)).with_state(target.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    });
+    (target, url)
+}
+
 fn wait_until(what: &str, condition: impl FnMut() -> bool) {
     if let Err(e) = cdc_localdb::process::wait_until(what, DEADLINE, condition) {
         panic!("{e}");
@@ -122,32 +163,13 @@ fn wait_until(what: &str, condition: impl FnMut() -> bool) {
 #[test]
 fn a_killed_relay_replicas_shards_are_taken_over_and_every_record_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let mut datahub = spawn(
-        "datahub-local",
-        &sibling_binary("datahub-local"),
-        &[("DATAHUB_LOCAL_PORT", "0".into()), ("DATAHUB_LOCAL_BIND", "127.0.0.1".into()), ("DATAHUB_LOCAL_DATA_DIR", dir.path().join("datahub").display().to_string())],
-    );
-    let seen = datahub.wait_for_log("serving the DataHub API", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
-    let line = seen.lines().last().unwrap_or_default();
-    let addr = line.split("\"api_addr\":\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_else(|| panic!("no api_addr in {line}"));
-    let endpoint = format!("http://{addr}");
+    let (_datahub, endpoint) = start_datahub(dir.path());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let client = Arc::new(DatahubClient::builder(&endpoint).with_credentials("local-id", "local-key").build().unwrap());
-    rt.block_on(async {
-        client.create_project(PROJECT, "relay test").await.unwrap();
-        let spec = TopicSpec { shard_count: SHARDS, lifecycle: 1, record_type: RecordType::Blob, comment: String::new(), record_schema: None, expand_mode: None };
-        client.create_topic(PROJECT, TOPIC, &spec).await.unwrap();
-    });
+    rt.block_on(create_topic(&client));
 
-    let target = Arc::new(Target::default());
-    let target_url = rt.block_on(async {
-        let app = axum::Router::new().route("/{replica}", axum::routing::post(receive)).with_state(target.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
-    });
+    let (target, target_url) = serve_target(&rt);
 
     // The producer: one record per shard per round; an id counts as produced once its put
     // succeeded.
@@ -242,15 +264,7 @@ fn a_killed_relay_replicas_shards_are_taken_over_and_every_record_is_delivered()
 #[test]
 fn in_lambda_mode_each_invocation_relays_one_burst_and_commits_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut datahub = spawn(
-        "datahub-local",
-        &sibling_binary("datahub-local"),
-        &[("DATAHUB_LOCAL_PORT", "0".into()), ("DATAHUB_LOCAL_BIND", "127.0.0.1".into()), ("DATAHUB_LOCAL_DATA_DIR", dir.path().join("datahub").display().to_string())],
-    );
-    let seen = datahub.wait_for_log("serving the DataHub API", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
-    let line = seen.lines().last().unwrap_or_default();
-    let addr = line.split("\"api_addr\":\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_else(|| panic!("no api_addr in {line}"));
-    let endpoint = format!("http://{addr}");
+    let (_datahub, endpoint) = start_datahub(dir.path());
     cdc_telemetry::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let client = Arc::new(DatahubClient::builder(&endpoint).with_credentials("local-id", "local-key").build().unwrap());
@@ -261,46 +275,19 @@ fn in_lambda_mode_each_invocation_relays_one_burst_and_commits_it() {
             assert!(failed.is_empty(), "{failed:?}");
         })
     };
-    rt.block_on(async {
-        client.create_project(PROJECT, "relay test").await.unwrap();
-        let spec = TopicSpec { shard_count: SHARDS, lifecycle: 1, record_type: RecordType::Blob, comment: String::new(), record_schema: None, expand_mode: None };
-        client.create_topic(PROJECT, TOPIC, &spec).await.unwrap();
-    });
-    let target = Arc::new(Target::default());
-    let target_url = rt.block_on(async {
-        let app = axum::Router::new().route("/{replica}", axum::routing::post(receive)).with_state(target.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
-    });
+    rt.block_on(create_topic(&client));
+    let (target, target_url) = serve_target(&rt);
     let lambda = rt.block_on(cdc_lambda::LocalLambda::start("relay", Duration::from_secs(60))).unwrap();
-    let mut env = vec![
-        ("DATAHUB_ENDPOINT", endpoint.clone()),
-        ("DATAHUB_ACCESS_ID", "local-id".into()),
-        ("DATAHUB_ACCESS_KEY", "local-key".into()),
-        ("DATAHUB_PROJECT", PROJECT.into()),
-        ("DATAHUB_TOPIC", TOPIC.into()),
-        ("DATAHUB_CONSUMER_GROUP", "relays".into()),
-        ("RELAY_TARGET", "http".into()),
-        ("RELAY_HTTP_URL", format!("{target_url}/lambda")),
-        ("RELAY_BATCH_LINGER", "100".into()),
-    ];
+    let mut env = relay_env("lambda", &endpoint, &target_url);
     env.extend(lambda.bootstrap_env());
     let mut bootstrap = spawn("datahub-relay (Lambda)", &sibling_binary("datahub-relay"), &env);
     bootstrap.wait_for_log("datahub relay running in Lambda mode", DEADLINE).unwrap_or_else(|e| panic!("{e}"));
 
     let invoke = |payload: serde_json::Value| -> serde_json::Value {
-        rt.block_on(async {
-            let response = reqwest::Client::new()
-                .post(format!("{}/2015-03-31/functions/relay/invocations", lambda.invoke_endpoint()))
-                .json(&payload)
-                .send()
-                .await
-                .unwrap();
-            assert!(response.headers().get("X-Amz-Function-Error").is_none(), "the burst failed: {:?}", response.text().await);
-            response.json().await.unwrap()
-        })
+        match rt.block_on(lambda.invoke(&payload)) {
+            cdc_lambda::InvokeOutcome::Success(answer) => answer,
+            failed => panic!("the burst failed: {failed:?}"),
+        }
     };
     put(0..40);
     let first = invoke(serde_json::json!({"maxDurationMs": 2500}));

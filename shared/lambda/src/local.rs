@@ -142,6 +142,13 @@ impl LocalLambda {
         ]
     }
 
+    /// Invokes the function synchronously, as the Invoke API does for a `RequestResponse`
+    /// call but without HTTP: for callers in the same process (a test acting as a schedule).
+    pub async fn invoke(&self, payload: &Value) -> InvokeOutcome {
+        let bytes = Bytes::from(serde_json::to_vec(payload).unwrap_or_default());
+        run_invocation(&self.shared, bytes).await.1
+    }
+
     /// Every finished invocation, in the order they finished.
     pub fn invocations(&self) -> Vec<Invocation> {
         lock(&self.shared.finished).clone()
@@ -178,6 +185,25 @@ async fn invoke(State(shared): State<Arc<Shared>>, Path(name): Path<String>, hea
                 .into_response()
         }
     }
+    let (request_id, outcome) = run_invocation(&shared, payload).await;
+    let mut response = match &outcome {
+        InvokeOutcome::Success(body) => (StatusCode::OK, axum::Json(body.clone())).into_response(),
+        InvokeOutcome::FunctionError { body, .. } => {
+            let mut r = (StatusCode::OK, axum::Json(body.clone())).into_response();
+            r.headers_mut().insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
+            r
+        }
+    };
+    response.headers_mut().insert("X-Amz-Executed-Version", HeaderValue::from_static("$LATEST"));
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-RequestId", id);
+    }
+    response
+}
+
+/// Queues an invocation for the runtime and waits for its outcome (or the function timeout):
+/// what the Invoke API does once the request is accepted.
+async fn run_invocation(shared: &Shared, payload: Bytes) -> (String, InvokeOutcome) {
     let request_id = format!("local-{:08}", shared.next_id.fetch_add(1, Ordering::Relaxed));
     let (reply, answer) = oneshot::channel();
     lock(&shared.queue).push_back(Pending { request_id: request_id.clone(), payload: payload.clone(), reply });
@@ -202,19 +228,7 @@ async fn invoke(State(shared): State<Arc<Shared>>, Path(name): Path<String>, hea
             outcome
         }
     };
-    let mut response = match &outcome {
-        InvokeOutcome::Success(body) => (StatusCode::OK, axum::Json(body.clone())).into_response(),
-        InvokeOutcome::FunctionError { body, .. } => {
-            let mut r = (StatusCode::OK, axum::Json(body.clone())).into_response();
-            r.headers_mut().insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
-            r
-        }
-    };
-    response.headers_mut().insert("X-Amz-Executed-Version", HeaderValue::from_static("$LATEST"));
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-amzn-RequestId", id);
-    }
-    response
+    (request_id, outcome)
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
