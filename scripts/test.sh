@@ -11,7 +11,7 @@ cargo build --workspace --all-targets --locked
 # The Lambda zips (release, linked by zig for Amazon Linux); object-sink's Lambda-mode test
 # runs the bootstrap from its zip.
 deploy/lambda/build.sh
-export OBJECT_SINK_LAMBDA_ZIP="$PWD/target/lambda/object-sink/bootstrap.zip"
+export OBJECT_SINK_LAMBDA_ZIP="${CARGO_TARGET_DIR:-$PWD/target}/lambda/object-sink/bootstrap.zip"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 # Doc tests are not run by nextest.
 cargo test --workspace --doc --locked

@@ -8,7 +8,8 @@
 #                                               # target: rustup target add aarch64-unknown-linux-gnu)
 #   deploy/lambda/build.sh object-sink          # some of them
 #
-# Zips land in target/lambda/<function>/bootstrap.zip, where template.yaml's CodeUri points.
+# Zips land in $CARGO_TARGET_DIR/lambda/<function>/bootstrap.zip (target/lambda by default,
+# where template.yaml's CodeUri points).
 # Each function is one binary that runs as a Lambda handler when AWS_LAMBDA_RUNTIME_API is
 # set and as a long-lived service otherwise.
 set -euo pipefail
@@ -29,15 +30,16 @@ case "${LAMBDA_ARCH:-x86_64}" in
   *) echo "LAMBDA_ARCH must be x86_64 or arm64, got ${LAMBDA_ARCH}" >&2; exit 2 ;;
 esac
 
+LAMBDA_DIR="${CARGO_TARGET_DIR:-$PWD/target}/lambda"
 bins=()
 for f in "${FUNCTIONS[@]}"; do bins+=(--bin "$f"); done
-cargo lambda build --release --locked --output-format zip "${arch_flag[@]}" "${bins[@]}"
+cargo lambda build --release --locked --output-format zip --lambda-dir "$LAMBDA_DIR" "${arch_flag[@]}" "${bins[@]}"
 
-python3 - "${FUNCTIONS[@]}" <<'PY'
+python3 - "$LAMBDA_DIR" "${FUNCTIONS[@]}" <<'PY'
 import os, sys, zipfile
 print(f"{'function':<16} {'zip':>8} {'bootstrap':>10}")
-for f in sys.argv[1:]:
-    path = f"target/lambda/{f}/bootstrap.zip"
+for f in sys.argv[2:]:
+    path = os.path.join(sys.argv[1], f, "bootstrap.zip")
     unzipped = sum(i.file_size for i in zipfile.ZipFile(path).infolist())
     print(f"{f:<16} {os.path.getsize(path) / 2**20:7.1f}M {unzipped / 2**20:9.1f}M")
 PY
