@@ -20,7 +20,8 @@ use cdc_datalog::{AppendRecord, Datalog, LogOptions, RecordType, ShardLog, Topic
 use cdc_event::{Event, Position};
 use cdc_mysql::{BatchOptions, BinlogReaderConfig, CapturePlan, CaptureState, CaptureStream, SourceOptions, Start, CAPTURE_STATE};
 use cdc_runtime::{Checkpointer, Function};
-use cdc_sink::{FileSink, Record, SinkOptions};
+use cdc_sink::{FileSink, Record, SinkOptions, WriteOutcome};
+use cdc_telemetry::{CommitLatency, PipelineMetrics};
 use cdc_state::SinkState;
 use file_sink::transform::{Staged, TransformStage};
 
@@ -111,6 +112,7 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
     let offsets = tokio::task::block_in_place(|| sink.recover(sink_state.as_ref()))?;
     let mut next_offset = offsets.get(SHARD).unwrap_or_else(|| shard.bounds().oldest);
     let mut transform = file_sink::transform::load(&config)?.map(|rules| TransformStage::new(rules, sink.options(), &offsets));
+    let mut latency = CommitLatency::default();
     function.health().set_up("storage");
 
     let source = SourceOptions::from_config(&config.database)?;
@@ -183,25 +185,25 @@ pub async fn run(function: Function, options: PipelineOptions) -> anyhow::Result
                 metrics.add_sent("capture", changes);
                 metrics.add_in(changes);
                 function.health().set_detail("capture", stream.state().summary());
-                drain(&shard, &mut next_offset, &mut sink, transform.as_mut(), &function)?;
+                drain(&shard, &mut next_offset, &mut sink, transform.as_mut(), &mut latency, &function)?;
             }
             _ = rolling.tick() => {
                 tokio::task::block_in_place(|| sink.poll_rolling())?;
             }
         }
         if checkpointer.is_due() {
-            checkpoint(&mut checkpointer, &mut sink, transform.as_mut(), stream.state(), &mut summary).await?;
+            checkpoint(&mut checkpointer, &mut sink, transform.as_mut(), &mut latency, &metrics, stream.state(), &mut summary).await?;
         }
     }
-    drain(&shard, &mut next_offset, &mut sink, transform.as_mut(), &function)?;
-    checkpoint(&mut checkpointer, &mut sink, transform.as_mut(), stream.state(), &mut summary).await.context("final checkpoint")?;
+    drain(&shard, &mut next_offset, &mut sink, transform.as_mut(), &mut latency, &function)?;
+    checkpoint(&mut checkpointer, &mut sink, transform.as_mut(), &mut latency, &metrics, stream.state(), &mut summary).await.context("final checkpoint")?;
     summary.last_position = stream.state().last_published.clone();
     tracing::info!(resume = %stream.state().resume, rows = summary.rows_captured, files = summary.files_committed, "pipeline stopped");
     Ok(summary)
 }
 
 /// Feeds every record appended since `next_offset` through the transform (if any) to the sink.
-fn drain(shard: &ShardLog, next_offset: &mut u64, sink: &mut FileSink, mut transform: Option<&mut TransformStage>, function: &Function) -> anyhow::Result<()> {
+fn drain(shard: &ShardLog, next_offset: &mut u64, sink: &mut FileSink, mut transform: Option<&mut TransformStage>, latency: &mut CommitLatency, function: &Function) -> anyhow::Result<()> {
     loop {
         let records = shard.read(*next_offset, 1000, 8 << 20)?;
         if records.is_empty() {
@@ -212,7 +214,6 @@ fn drain(shard: &ShardLog, next_offset: &mut u64, sink: &mut FileSink, mut trans
             for stored in records {
                 let event = cdc_event::debezium::from_slice(&stored.payload)
                     .with_context(|| format!("decoding log record {} of shard {SHARD}", stored.sequence))?;
-                let latency_ms = (now_ms() - event.commit_ts_ms).max(0);
                 *next_offset = stored.sequence + 1;
                 let event = match transform.as_deref_mut() {
                     None => event,
@@ -225,8 +226,10 @@ fn drain(shard: &ShardLog, next_offset: &mut u64, sink: &mut FileSink, mut trans
                         }
                     },
                 };
-                sink.write(Record::new(SHARD, stored.sequence, event))?;
-                function.metrics().observe_latency(Duration::from_millis(latency_ms as u64));
+                let commit_ts_ms = event.commit_ts_ms;
+                if sink.write(Record::new(SHARD, stored.sequence, event))? == WriteOutcome::Appended {
+                    latency.written(commit_ts_ms);
+                }
                 function.metrics().add_out(1);
             }
             Ok(())
@@ -249,6 +252,8 @@ async fn checkpoint(
     checkpointer: &mut Checkpointer,
     sink: &mut FileSink,
     mut transform: Option<&mut TransformStage>,
+    latency: &mut CommitLatency,
+    metrics: &PipelineMetrics,
     capture: &CaptureState,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
@@ -262,6 +267,7 @@ async fn checkpoint(
     checkpoint.put_state(SINK_STATE, &sink_state)?;
     checkpointer.checkpoint(checkpoint).await?;
     let report = tokio::task::block_in_place(|| sink.commit(&sink_state))?;
+    latency.committed(metrics);
     if let Some(stage) = transform {
         stage.committed(&sink_state);
     }

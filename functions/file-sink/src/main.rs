@@ -218,7 +218,7 @@ async fn run(function: Function) -> anyhow::Result<()> {
     function.health().set_detail("subscription", consumer.subscription_id().into());
     tracing::info!(project = %datahub.project, topic = %datahub.topic, subscription = consumer.subscription_id(), "file sink running");
 
-    let mut run = Run { sink, transform, consumer, checkpointer, function: function.clone() };
+    let mut run = Run { sink, transform, consumer, checkpointer, function: function.clone(), latency: Default::default() };
     let shutdown = function.shutdown().clone();
     let outcome: anyhow::Result<()> = async {
         loop {
@@ -265,6 +265,7 @@ struct Run {
     consumer: ShardConsumer,
     checkpointer: Checkpointer,
     function: Function,
+    latency: cdc_telemetry::CommitLatency,
 }
 
 impl Run {
@@ -298,6 +299,7 @@ impl Run {
                     }
                 },
             };
+            let commit_ts_ms = event.commit_ts_ms;
             let outcome = self
                 .sink
                 .write(Record::new(record.shard.clone(), record.sequence, event))
@@ -306,6 +308,7 @@ impl Run {
                 WriteOutcome::Appended => {
                     metrics.add_out(1);
                     metrics.add_sent(STAGE, 1);
+                    self.latency.written(commit_ts_ms);
                 }
                 WriteOutcome::DeadLettered => {
                     metrics.add_dead_lettered(1);
@@ -331,6 +334,7 @@ impl Run {
             return Ok(());
         }
         let report = tokio::task::block_in_place(|| self.sink.commit(&state)).context("committing files")?;
+        self.latency.committed(self.function.metrics());
         if let Some(stage) = self.transform.as_mut() {
             stage.committed(&state);
         }

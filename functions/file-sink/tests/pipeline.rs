@@ -27,12 +27,32 @@ fn sibling_binary(name: &str) -> PathBuf {
     common::sibling_binary(env!("CARGO_BIN_EXE_file-sink"), name)
 }
 
-fn start_sink(dir: &Path, endpoint: &str) -> Proc {
+/// The sink and its ops port.
+fn start_sink(dir: &Path, endpoint: &str) -> (Proc, u16) {
     let mut env = common::datahub_env(endpoint, TOPIC, "files");
     env.extend(common::sink_env(&dir.join("out"), &dir.join("sink-checkpoints")));
     let mut sink = Proc::spawn("file-sink", &sibling_binary("file-sink"), env);
+    let line = sink.wait_for_log("serving /health");
+    let port = line
+        .split("\"ops_addr\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no ops_addr in {line}"));
     sink.wait_for_log("file sink running");
-    sink
+    (sink, port)
+}
+
+/// The sample count of the end-to-end latency histogram on the sink's `/metrics`.
+fn latency_samples(ops_port: u16) -> u64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", ops_port)).expect("ops port");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    let line = text.lines().find(|l| l.starts_with("cdc_end_to_end_latency_ms_count")).unwrap_or_else(|| panic!("no latency histogram in /metrics:\n{text}"));
+    line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()).unwrap_or_else(|| panic!("unreadable: {line}")) as u64
 }
 
 /// The committed rows of shop.items.
@@ -57,7 +77,7 @@ fn capture_datahub_local_file_sink_is_exact_across_sink_sigkills() {
     capture_env.extend(common::capture_env(&db, &dir.path().join("capture-checkpoints")));
     let mut capture = Proc::spawn("cdc-capture", &sibling_binary("cdc-capture"), capture_env);
     capture.wait_for_log("streaming the binlog");
-    let mut sink = start_sink(dir.path(), &endpoint);
+    let (mut sink, mut ops_port) = start_sink(dir.path(), &endpoint);
 
     let mut workload = Workload::new(11, false);
     let mut committed_before_kill = Vec::new();
@@ -72,7 +92,7 @@ fn capture_datahub_local_file_sink_is_exact_across_sink_sigkills() {
         workload.run(&db, 20);
         committed_before_kill.push(committed(&out).len());
         sink.kill();
-        sink = start_sink(dir.path(), &endpoint);
+        (sink, ops_port) = start_sink(dir.path(), &endpoint);
     }
     workload.run(&db, 40);
 
@@ -86,6 +106,8 @@ fn capture_datahub_local_file_sink_is_exact_across_sink_sigkills() {
     let replayed = replay(rows.clone());
     assert_eq!(replayed.len(), expected.len());
     assert_eq!(replayed, expected);
+    // The rows this sink committed were measured from their source commit to their file's commit.
+    assert!(latency_samples(ops_port) > 0, "the sink observed no end-to-end latency");
 
     // Graceful stops exit 0 with a final checkpoint; nothing is left in .inprogress.
     let (status, log) = sink.terminate();

@@ -167,7 +167,8 @@ impl LambdaSink {
     ) -> anyhow::Result<(crate::Written, Vec<String>, Option<u64>)> {
         let metrics = self.function.metrics();
         tokio::task::block_in_place(|| sink.recover(last_state)).context("recovering the shard's last checkpoint")?;
-        let written = tokio::task::block_in_place(|| write_records(sink, metrics, batch.records))?;
+        let mut latency = cdc_telemetry::CommitLatency::default();
+        let written = tokio::task::block_in_place(|| write_records(sink, metrics, &mut latency, batch.records))?;
         if written.appended == 0 && written.dead_lettered == 0 {
             // A retry of a batch already committed (or a batch of schema changes only): no file
             // to commit, nothing to save.
@@ -188,6 +189,7 @@ impl LambdaSink {
         self.failpoint.check("after-save", taken);
         let files: Vec<String> = state.pending.iter().map(|p| p.final_key.clone()).collect();
         tokio::task::block_in_place(|| sink.commit(&state)).map_err(|e| anyhow::anyhow!("completing uploads: {}", error_chain(&e)))?;
+        latency.committed(metrics);
         self.failpoint.check("after-commit", taken);
         Ok((written, files, Some(id.0)))
     }

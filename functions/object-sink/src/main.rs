@@ -49,7 +49,7 @@ use cdc_sink::object::ObjectStorage;
 use cdc_sink::{FileSink, Record, SinkOptions, WriteOutcome};
 use cdc_state::s3::{S3Connection, S3Options};
 use cdc_state::{SinkState, StateLocation};
-use cdc_telemetry::PipelineMetrics;
+use cdc_telemetry::{CommitLatency, PipelineMetrics};
 use checkpoints::{error_chain, Checkpoints, SaveError};
 use clap::Parser;
 
@@ -195,7 +195,7 @@ async fn run(function: Function) -> anyhow::Result<()> {
     function.health().set_detail("subscription", consumer.subscription_id().into());
     tracing::info!(project = %datahub.project, topic = %datahub.topic, output = %sink.location(), subscription = consumer.subscription_id(), "object sink running");
 
-    let mut run = Run { sink, consumer, checkpoints, function: function.clone(), failpoint, taken: 0 };
+    let mut run = Run { sink, consumer, checkpoints, function: function.clone(), failpoint, taken: 0, latency: CommitLatency::default() };
     let shutdown = function.shutdown().clone();
     let outcome: anyhow::Result<()> = async {
         loop {
@@ -253,7 +253,7 @@ pub(crate) struct Written {
 /// Decodes each record's Debezium JSON and writes it (blocking I/O: call under
 /// `block_in_place`). A record that is not a change event is skipped and counted as failed; a
 /// write error stops the batch.
-pub(crate) fn write_records(sink: &mut FileSink, metrics: &PipelineMetrics, records: Vec<ConsumedRecord>) -> anyhow::Result<Written> {
+pub(crate) fn write_records(sink: &mut FileSink, metrics: &PipelineMetrics, latency: &mut CommitLatency, records: Vec<ConsumedRecord>) -> anyhow::Result<Written> {
     let mut written = Written::default();
     metrics.add_in(records.len() as u64);
     metrics.add_collected(STAGE, records.len() as u64);
@@ -272,6 +272,7 @@ pub(crate) fn write_records(sink: &mut FileSink, metrics: &PipelineMetrics, reco
                 continue;
             }
         };
+        let commit_ts_ms = event.commit_ts_ms;
         let outcome = sink
             .write(Record::new(record.shard.clone(), record.sequence, event))
             .with_context(|| format!("writing shard {} sequence {}", record.shard, record.sequence))?;
@@ -279,6 +280,7 @@ pub(crate) fn write_records(sink: &mut FileSink, metrics: &PipelineMetrics, reco
             WriteOutcome::Appended => {
                 metrics.add_out(1);
                 metrics.add_sent(STAGE, 1);
+                latency.written(commit_ts_ms);
                 written.appended += 1;
             }
             WriteOutcome::DeadLettered => {
@@ -300,12 +302,13 @@ struct Run {
     failpoint: Failpoint,
     /// Checkpoints started in this run (for the failpoint).
     taken: u64,
+    latency: CommitLatency,
 }
 
 impl Run {
     /// Writes a polled batch (blocking I/O: called under `block_in_place`).
     fn write(&mut self, records: Vec<ConsumedRecord>) -> anyhow::Result<()> {
-        write_records(&mut self.sink, self.function.metrics(), records).map(|_| ())
+        write_records(&mut self.sink, self.function.metrics(), &mut self.latency, records).map(|_| ())
     }
 
     fn crash_here(&self, point: &str) {
@@ -333,6 +336,7 @@ impl Run {
         };
         self.crash_here("after-save");
         let report = tokio::task::block_in_place(|| self.sink.commit(&state)).context("completing uploads")?;
+        self.latency.committed(self.function.metrics());
         // One line per checkpoint: what operators (and the kill test) follow progress by.
         let offsets: Vec<String> = state.offsets.iter().map(|(shard, next)| format!("{shard}={next}")).collect();
         tracing::info!(id = id.0, completed = report.renamed, already_completed = report.already_committed, offsets = offsets.join(","), "checkpoint committed");

@@ -34,7 +34,7 @@ pub use context::{FunctionContext, FunctionContextBuilder, RunningOpsServer};
 pub use error::{Result, TelemetryError};
 pub use health::{Health, HealthBuilder, HealthReport, Status, MEMORY_CHECK};
 pub use logging::{build_filter, init_logging};
-pub use metrics::{render_text, MetricsOptions, MetricsSnapshot, PipelineMetrics};
+pub use metrics::{render_text, CommitLatency, MetricsOptions, MetricsSnapshot, PipelineMetrics};
 pub use process::{container_memory_limit_bytes, cpu_time, resident_memory_bytes};
 pub use server::{router, OpsServer, OpsState};
 pub use shutdown::Shutdown;

@@ -389,6 +389,17 @@ impl PipelineMetrics {
         lock(&self.latency_window).record(ms, Instant::now());
     }
 
+    /// Many latency observations (milliseconds) under one lock of the percentile window.
+    pub fn observe_latencies_ms(&self, values: impl IntoIterator<Item = f64>) {
+        let now = Instant::now();
+        let mut window = lock(&self.latency_window);
+        for ms in values.into_iter().filter(|ms| ms.is_finite()) {
+            let ms = ms.max(0.0);
+            self.latency.observe(ms);
+            window.record(ms, now);
+        }
+    }
+
     /// A checkpoint completed in `duration`, writing `size_bytes`.
     pub fn checkpoint_completed(&self, duration: Duration, size_bytes: u64) {
         let ms = duration.as_secs_f64() * 1000.0;
@@ -738,5 +749,27 @@ mod tests {
         assert_eq!(json["latency"]["p99"], 30.0);
         assert_eq!(json["failed"]["records"]["count"], 2);
         assert_eq!(json["checkpoint"]["lastSizeBytes"], 4096);
+    }
+}
+
+/// The end-to-end latency of the guide — source commit → the row's file committed — for a
+/// sink: the source commit times of rows written since the last commit, observed when their
+/// files commit. A checkpoint that fails to save commits nothing, so its rows stay pending.
+#[derive(Debug, Default)]
+pub struct CommitLatency {
+    /// Source commit times (ms since the epoch) of rows written and not committed yet.
+    pending: Vec<i64>,
+}
+
+impl CommitLatency {
+    /// A row with this source commit time was written.
+    pub fn written(&mut self, commit_ts_ms: i64) {
+        self.pending.push(commit_ts_ms);
+    }
+
+    /// The files of every row written so far are committed: observe their latencies.
+    pub fn committed(&mut self, metrics: &PipelineMetrics) {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        metrics.observe_latencies_ms(self.pending.drain(..).map(|ts| (now_ms - ts) as f64));
     }
 }
