@@ -108,14 +108,8 @@ async fn run_lambda(function: Function, env: &cdc_lambda::LambdaEnv, args: RunAr
             args.max_events = number("maxEvents").or(args.max_events);
             let started = std::time::Instant::now();
             // Boxed: the capture future nested in the Runtime API loop's is too deep a type.
-            match Box::pin(run(function, args)).await {
-                Ok(()) => Ok(serde_json::json!({"status": "stopped at its limit", "seconds": started.elapsed().as_secs_f64()})),
-                Err(error) => {
-                    let text = format!("{error:#}");
-                    tracing::error!(error = %text, "burst failed");
-                    Err(cdc_lambda::HandlerError::from(text))
-                }
-            }
+            Box::pin(run(function, args)).await?;
+            anyhow::Ok(serde_json::json!({"status": "stopped at its limit", "seconds": started.elapsed().as_secs_f64()}))
         }
     };
     // SIGTERM ends the loop once the invocation in flight, if any, has answered.

@@ -176,17 +176,9 @@ async fn run_lambda(function: &Function, env: &cdc_lambda::LambdaEnv, burst: Bur
         let (burst, stopping, metrics) = (burst.clone(), stopping.clone(), metrics.clone());
         async move {
             let duration = event.get("maxDurationMs").and_then(serde_json::Value::as_u64).map_or(DEFAULT_BURST, Duration::from_millis);
-            match burst.run(duration, &stopping, &metrics).await {
-                Ok(stats) => {
-                    tracing::info!(batches = stats.batches, records = stats.records, "burst relayed");
-                    Ok(serde_json::json!({"batches": stats.batches, "records": stats.records}))
-                }
-                Err(error) => {
-                    let text = format!("{error:#}");
-                    tracing::error!(error = %text, "burst failed");
-                    Err(cdc_lambda::HandlerError::from(text))
-                }
-            }
+            let stats = burst.run(duration, &stopping, &metrics).await?;
+            tracing::info!(batches = stats.batches, records = stats.records, "burst relayed");
+            anyhow::Ok(serde_json::json!({"batches": stats.batches, "records": stats.records}))
         }
     };
     // SIGTERM ends the loop once the invocation in flight, if any, has answered.

@@ -91,13 +91,7 @@ pub async fn run(function: Function, env: LambdaEnv) -> anyhow::Result<()> {
         let sink = sink.clone();
         move |event: Value| {
             let sink = sink.clone();
-            async move {
-                sink.handle(event).await.map_err(|error| {
-                    let text = format!("{error:#}");
-                    tracing::error!(error = %text, "invocation failed");
-                    cdc_lambda::HandlerError::from(text)
-                })
-            }
+            async move { sink.handle(event).await }
         }
     };
     // SIGTERM ends the loop once the invocation in flight, if any, has answered.

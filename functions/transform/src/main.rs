@@ -307,25 +307,17 @@ async fn run_lambda(function: &Function, env: &cdc_lambda::LambdaEnv, stage: Sta
     let handler = move |event: serde_json::Value| {
         let (stage, metrics) = (stage.clone(), metrics.clone());
         async move {
-            let outcome: anyhow::Result<serde_json::Value> = async {
-                let batch = cdc_datahub::delivery::DeliveredBatch::from_value(event).context("the invocation's event")?;
-                let processed = stage.lock().await.process(&batch.records, &metrics).await?;
-                Ok(serde_json::json!({
-                    "shard": &*batch.shard,
-                    "firstSequence": batch.first_sequence,
-                    "lastSequence": batch.last_sequence,
-                    "count": batch.records.len(),
-                    "published": processed.published,
-                    "filtered": processed.filtered,
-                    "deadLettered": processed.dead_lettered,
-                }))
-            }
-            .await;
-            outcome.map_err(|error| {
-                let text = format!("{error:#}");
-                tracing::error!(error = %text, "invocation failed");
-                cdc_lambda::HandlerError::from(text)
-            })
+            let batch = cdc_datahub::delivery::DeliveredBatch::from_value(event).context("the invocation's event")?;
+            let processed = stage.lock().await.process(&batch.records, &metrics).await?;
+            anyhow::Ok(serde_json::json!({
+                "shard": &*batch.shard,
+                "firstSequence": batch.first_sequence,
+                "lastSequence": batch.last_sequence,
+                "count": batch.records.len(),
+                "published": processed.published,
+                "filtered": processed.filtered,
+                "deadLettered": processed.dead_lettered,
+            }))
         }
     };
     // SIGTERM ends the loop once the invocation in flight, if any, has answered.

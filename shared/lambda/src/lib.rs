@@ -23,11 +23,13 @@ pub type HandlerError = lambda_runtime::Error;
 /// Runs the Lambda Runtime API loop with `handler` until `stop` resolves (the function's
 /// SIGTERM: Lambda sends one before it shuts a sandbox down) and no invocation is in flight,
 /// so an invocation that has started ends as it would have (its checkpoint taken, its answer
-/// sent) rather than being cut off.
-pub async fn serve<F, Fut, S>(env: &LambdaEnv, handler: F, stop: S) -> Result<(), HandlerError>
+/// sent) rather than being cut off. A handler error is logged and becomes the invocation's
+/// error, its alternate form (`{:#}`, an `anyhow` chain on one line) the `errorMessage`.
+pub async fn serve<F, Fut, E, S>(env: &LambdaEnv, handler: F, stop: S) -> Result<(), HandlerError>
 where
     F: Fn(Value) -> Fut,
-    Fut: Future<Output = Result<Value, HandlerError>>,
+    Fut: Future<Output = Result<Value, E>>,
+    E: std::fmt::Display,
     S: Future<Output = ()>,
 {
     let in_flight = tokio::sync::Mutex::new(());
@@ -36,7 +38,11 @@ where
         let invocation = handler(event);
         async move {
             let _busy = in_flight.lock().await;
-            invocation.await
+            invocation.await.map_err(|error| {
+                let text = format!("{error:#}");
+                tracing::error!(error = %text, "invocation failed");
+                HandlerError::from(text)
+            })
         }
     };
     tokio::select! {
